@@ -1,0 +1,58 @@
+/*  pp_proc: the skeleton every pushpipe process shares: config, loop, metrics, stop.
+
+        pp_proc_t *proc = pp_proc_new("resolver", argc, argv, my_options, my_option_cb, me);
+        // exits 2 with a clear message on a bad command line or config
+        ... read the program's keys with pp_config_* on pp_proc_config(proc) ...
+        if (pp_proc_ready(proc, sections))   // unknown keys, metrics server, "started" line
+            return 2;
+        while (!pp_proc_stopping()) { ... zmq_poll(...) ... }
+        pp_proc_destroy(&proc);
+
+    Common flags: --config FILE, --broker ADDR (sets "broker_address"), --log-level L,
+    --metrics-port N (sets "<section>.metrics_port"), --help, --version.
+    SIGINT and SIGTERM set the stop flag; blocking calls return EINTR so loops notice.
+*/
+#ifndef PP_PROC_H
+#define PP_PROC_H
+
+#include "pp_config.h"
+#include "pp_log.h"
+#include "pp_metrics.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+
+typedef struct pp_proc_t pp_proc_t;
+
+/*  Extra options of one program: a getopt_long table (terminated by a zero entry; use
+    `val` values >= 1000) and a callback that applies one. The callback returns 0, or -1
+    after printing an error (the process then exits 2). */
+typedef int(pp_proc_option_fn)(pp_proc_t *proc, int val, const char *arg, void *arg_ctx);
+
+/*  section is the program's config section ("broker", "resolver", ...), usage the extra
+    lines of --help. */
+pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage, int argc,
+                       char **argv, const struct option *extra, pp_proc_option_fn *fn,
+                       void *ctx);
+void pp_proc_destroy(pp_proc_t **p);
+
+pp_config_t *pp_proc_config(pp_proc_t *proc);
+pp_metrics_t *pp_proc_metrics(pp_proc_t *proc);
+const char *pp_proc_name(pp_proc_t *proc);
+
+/*  The broker's address from config/flags ("broker_address", default
+    PP_DEFAULT_BROKER_ADDRESS). */
+const char *pp_proc_broker_address(pp_proc_t *proc);
+
+/*  Checks the config (unknown keys in the program's section and the top level), starts
+    the metrics server on "<section>.metrics_port" (default given by the program, 0 = off)
+    and logs "started". Returns 0, or prints the error and returns 2 (the exit code for
+    bad configuration). */
+int pp_proc_ready(pp_proc_t *proc, int default_metrics_port);
+
+/*  True once SIGINT or SIGTERM arrived. */
+bool pp_proc_stopping(void);
+/*  Asks the process to stop, as a signal would (tests, fatal conditions). */
+void pp_proc_request_stop(void);
+
+#endif
