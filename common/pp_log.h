@@ -1,7 +1,7 @@
 /*  pp_log: one line per event, level and key=value fields, on stderr.
 
     A line reads
-        2026-11-27T10:00:00.123Z level=info proc=broker event=started bind=tcp://*:5560
+        2026-11-27T10:00:00.123Z level=info proc=broker event=started bind=tcp://0.0.0.0:5560
     The event name is a short snake_case word; the fields are printf-formatted by the
     caller and must already be key=value pairs. Values from outside must go through
     pp_log_quote() so that a hostile string cannot forge fields or lines.
