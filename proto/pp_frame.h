@@ -31,6 +31,10 @@ typedef struct {
 
 pp_frame_limits_t pp_frame_limits_default(void);
 
+/*  Largest max_depth a decoder honours (larger values are lowered to it). msgpack-c's C
+    unpacker holds at most 32 nested containers, and the frame's outer array takes one. */
+#define PP_FRAME_MAX_DEPTH_LIMIT 31
+
 /*  Every reason a frame is rejected for. Names (pp_frame_reason_name) are stable: they are
     the `reason` label of the rejected counter, the reason in acknowledged replies and in
     logs. */
