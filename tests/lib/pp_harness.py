@@ -225,7 +225,8 @@ def write_config(wd, cfg, name="pushpipe.json"):
 
 def binary(build_dir, name):
     """Path of a built program, e.g. binary(args.build_dir, 'pushpipe-broker')."""
-    for sub in ("broker", "resolver", "apns-sender", "mqtt-sender", "proto", "tests/apns-server",
+    for sub in ("broker", "resolver", "apns-sender", "mqtt-sender", "proto", "proto/client",
+                "tests/apns-server",
                 "launcher", "bench", ""):
         p = os.path.join(build_dir, sub, name)
         if os.path.isfile(p) and os.access(p, os.X_OK):

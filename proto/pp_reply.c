@@ -1,0 +1,217 @@
+/*  pp_reply: encode and decode the broker's answer to an acknowledged submit.
+
+    The decoder runs in clients (libpushpipe) on bytes that come from the network, so it
+    is strict and bounded: one msgpack map, nothing after it, string keys, "ok" a bool,
+    "id" (when ok) or "reason" (when not) a non-empty string that fits pp_reply_t. Keys it
+    does not know are skipped so that a newer broker may add fields. It never asserts.
+*/
+#include "pp_reply.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/*  A reply is a few dozen bytes; anything this large is not one, and refusing it keeps
+    msgpack's zone allocation bounded on hostile input. */
+#define PP_REPLY_MAX_BYTES 4096
+
+static int s_pack_str(msgpack_packer *pk, const char *s, size_t len)
+{
+    if (msgpack_pack_str(pk, len) != 0) return -1;
+    return msgpack_pack_str_body(pk, s, len);
+}
+
+int pp_reply_encode_ok(const char *msg_id, size_t msg_id_len, msgpack_sbuffer *out)
+{
+    if (!msg_id || !out || msg_id_len == 0 || msg_id_len >= sizeof(((pp_reply_t *)0)->id))
+        return -1;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) != 0 || s_pack_str(&pk, "ok", 2) != 0 ||
+        msgpack_pack_true(&pk) != 0 || s_pack_str(&pk, "id", 2) != 0 ||
+        s_pack_str(&pk, msg_id, msg_id_len) != 0)
+        return -1;
+    return 0;
+}
+
+int pp_reply_encode_error(const char *reason, const char *detail, msgpack_sbuffer *out)
+{
+    if (!reason || !out) return -1;
+    size_t rlen = strlen(reason);
+    if (rlen == 0 || rlen >= sizeof(((pp_reply_t *)0)->reason)) return -1;
+    if (!detail) detail = "";
+    /*  The decoder keeps at most 255 bytes of detail; cutting here keeps replies small
+        even when a caller passes a long message. Cut on a UTF-8 boundary so the reply
+        stays valid text. */
+    size_t dlen = strlen(detail);
+    size_t dmax = sizeof(((pp_reply_t *)0)->detail) - 1;
+    if (dlen > dmax) {
+        dlen = dmax;
+        while (dlen > 0 && ((unsigned char)detail[dlen] & 0xC0) == 0x80)
+            dlen--;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 3) != 0 || s_pack_str(&pk, "ok", 2) != 0 ||
+        msgpack_pack_false(&pk) != 0 || s_pack_str(&pk, "reason", 6) != 0 ||
+        s_pack_str(&pk, reason, rlen) != 0 || s_pack_str(&pk, "detail", 6) != 0 ||
+        s_pack_str(&pk, detail, dlen) != 0)
+        return -1;
+    return 0;
+}
+
+static bool s_key_is(const msgpack_object_str *key, const char *name)
+{
+    size_t n = strlen(name);
+    return key->size == n && memcmp(key->ptr, name, n) == 0;
+}
+
+/*  Copies a str value into out (outlen bytes incl. terminator). A string that does not
+    fit, or holds a NUL that would silently cut it, is refused. */
+static int s_copy_str(const msgpack_object *v, char *out, size_t outlen)
+{
+    if (v->type != MSGPACK_OBJECT_STR) return -1;
+    size_t n = v->via.str.size;
+    if (n >= outlen || (n > 0 && memchr(v->via.str.ptr, '\0', n))) return -1;
+    memcpy(out, v->via.str.ptr, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/*  detail is informational: a long one is cut (on a UTF-8 boundary) rather than making
+    the whole reply unreadable. */
+static int s_copy_detail(const msgpack_object *v, char *out, size_t outlen)
+{
+    if (v->type != MSGPACK_OBJECT_STR) return -1;
+    size_t n = v->via.str.size;
+    if (n > 0 && memchr(v->via.str.ptr, '\0', n)) return -1;
+    if (n >= outlen) {
+        n = outlen - 1;
+        while (n > 0 && ((unsigned char)v->via.str.ptr[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(out, v->via.str.ptr, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int s_decode_map(const msgpack_object *root, pp_reply_t *reply)
+{
+    if (root->type != MSGPACK_OBJECT_MAP) return -1;
+    bool have_ok = false, have_id = false, have_reason = false, have_detail = false;
+    const msgpack_object_map *map = &root->via.map;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        const msgpack_object *v = &map->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) return -1;
+        if (s_key_is(&k->via.str, "ok")) {
+            if (have_ok || v->type != MSGPACK_OBJECT_BOOLEAN) return -1;
+            reply->ok = v->via.boolean;
+            have_ok = true;
+        } else if (s_key_is(&k->via.str, "id")) {
+            if (have_id || s_copy_str(v, reply->id, sizeof reply->id) != 0) return -1;
+            have_id = true;
+        } else if (s_key_is(&k->via.str, "reason")) {
+            if (have_reason || s_copy_str(v, reply->reason, sizeof reply->reason) != 0) return -1;
+            have_reason = true;
+        } else if (s_key_is(&k->via.str, "detail")) {
+            if (have_detail || s_copy_detail(v, reply->detail, sizeof reply->detail) != 0)
+                return -1;
+            have_detail = true;
+        }
+    }
+    if (!have_ok) return -1;
+    if (reply->ok) return have_id && reply->id[0] ? 0 : -1;
+    return have_reason && reply->reason[0] ? 0 : -1;
+}
+
+/*  Reads an n-byte big-endian length at p[*pos]. */
+static bool s_read_be(const unsigned char *p, size_t len, size_t *pos, int n, uint64_t *out)
+{
+    if ((size_t)n > len - *pos) return false;
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[(*pos)++];
+    *out = v;
+    return true;
+}
+
+/*  msgpack-c allocates room for as many elements as a container header claims before it
+    sees a single one, so a 5-byte header claiming 2^32 elements would make it ask for
+    tens of GiB. This walk (msgpack-c has no limit option) checks that the buffer holds
+    one complete value whose containers claim no more elements than there are bytes left,
+    nested at most PP_REPLY_MAX_DEPTH deep, before msgpack-c sees it. */
+#define PP_REPLY_MAX_DEPTH 8
+
+static bool s_well_formed(const unsigned char *p, size_t len)
+{
+    uint64_t left[PP_REPLY_MAX_DEPTH + 1];
+    size_t top = 0, pos = 0;
+    left[0] = 1;
+    for (;;) {
+        while (left[top] == 0) {
+            if (top == 0) return pos == len;
+            top--;
+        }
+        if (pos >= len) return false;
+        unsigned char c = p[pos++];
+        left[top]--;
+        uint64_t skip = 0, items = 0;
+        bool container = false, ok = true;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            /* fixint, nil, false, true */
+        } else if (c <= 0x8f) {
+            container = true, items = 2u * (c & 0x0fu);
+        } else if (c <= 0x9f) {
+            container = true, items = c & 0x0fu;
+        } else if (c <= 0xbf) {
+            skip = c & 0x1fu;
+        } else if (c == 0xc4 || c == 0xd9) { /* bin8, str8 */
+            ok = s_read_be(p, len, &pos, 1, &skip);
+        } else if (c == 0xc5 || c == 0xda) {
+            ok = s_read_be(p, len, &pos, 2, &skip);
+        } else if (c == 0xc6 || c == 0xdb) {
+            ok = s_read_be(p, len, &pos, 4, &skip);
+        } else if (c >= 0xc7 && c <= 0xc9) { /* ext 8/16/32: length, type byte */
+            ok = s_read_be(p, len, &pos, 1 << (c - 0xc7), &skip), skip++;
+        } else if (c == 0xca || c == 0xcb) { /* float 32/64 */
+            skip = c == 0xca ? 4 : 8;
+        } else if (c >= 0xcc && c <= 0xd3) { /* uint/int 8..64 */
+            skip = 1u << ((c - 0xcc) & 3);
+        } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16 + type byte */
+            skip = (1u << (c - 0xd4)) + 1;
+        } else if (c == 0xdc || c == 0xdd) { /* array 16/32 */
+            container = true, ok = s_read_be(p, len, &pos, c == 0xdc ? 2 : 4, &items);
+        } else if (c == 0xde || c == 0xdf) { /* map 16/32 */
+            container = true, ok = s_read_be(p, len, &pos, c == 0xde ? 2 : 4, &items);
+            items *= 2;
+        } else {
+            return false; /* 0xc1: never used */
+        }
+        if (!ok) return false;
+        if (!container) {
+            if (skip > len - pos) return false;
+            pos += skip;
+            continue;
+        }
+        if (top + 1 > PP_REPLY_MAX_DEPTH) return false;
+        /* every element takes at least one byte */
+        if (items > len - pos) return false;
+        if (items) left[++top] = items;
+    }
+}
+
+int pp_reply_decode(const void *buf, size_t len, pp_reply_t *reply)
+{
+    if (!reply) return -1;
+    memset(reply, 0, sizeof *reply);
+    if (!buf || len == 0 || len > PP_REPLY_MAX_BYTES || !s_well_formed(buf, len)) return -1;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    int rc = -1;
+    if (msgpack_unpack_next(&u, buf, len, &off) == MSGPACK_UNPACK_SUCCESS && off == len)
+        rc = s_decode_map(&u.data, reply);
+    msgpack_unpacked_destroy(&u);
+    if (rc != 0) memset(reply, 0, sizeof *reply);
+    return rc;
+}
