@@ -1,0 +1,685 @@
+#include "pp_apns_sender.h"
+
+#include "pp_apns_apps.h"
+#include "pp_apns_notif.h"
+#include "pp_apns_redis.h"
+#include "pp_curve.h"
+#include "pp_endpoints.h"
+#include "pp_h2pool.h"
+#include "pp_job.h"
+#include "pp_jwt_share.h"
+#include "pp_retryq.h"
+#include "pp_token_gc.h"
+#include "pp_uuid.h"
+
+#include <czmq.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define S_MAX_POOLS 2048
+#define S_MAX_POLL 4096
+#define S_JOB_BATCH 64
+
+typedef struct {
+    char host[256];
+    int port;
+} s_hostport_t;
+
+struct pp_apns_sender_t {
+    pp_proc_t *proc;
+    pp_config_t *cfg;
+    pp_metrics_t *m;
+    pp_curve_t *curve;
+    pp_apns_apps_t *apps;
+    pp_jwt_share_t *jwt;
+    pp_token_gc_t *gc;
+    pp_retryq_t *retryq;
+    zsock_t *pull;
+    s_hostport_t hosts[2];
+    pp_h2pool_t *pools[S_MAX_POOLS];
+    size_t n_pools;
+    /* settings */
+    int max_attempts;
+    uint32_t retry_base_ms, retry_max_ms;
+    size_t max_pending;
+    uint32_t drain_ms;
+    uint32_t ping_interval_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms;
+    int rcvhwm;
+    int max_resends;
+    /* state */
+    size_t pending; /* notifications alive: queued, in flight or waiting for a retry */
+    bool warn_no_redis;
+    /* metrics */
+    pp_metric_t *sent, *resent, *delivered[2], *expired, *unknown_ident, *not_configured;
+    pp_metric_t *connections, *reconnects, *goaways, *in_flight, *pending_g, *bad_job, *jobs;
+    pp_metric_t *exhausted, *dropped_on_exit, *rejected_local;
+};
+
+static pp_ratelimit_t s_rl_job = PP_RATELIMIT_INIT(10000, 10);
+static pp_ratelimit_t s_rl_resp = PP_RATELIMIT_INIT(10000, 20);
+
+/* ---- configuration ---------------------------------------------------------------- */
+
+static void s_hostport(pp_config_t *cfg, const char *key, const char *def, s_hostport_t *out)
+{
+    const char *v = pp_config_str(cfg, key, def);
+    const char *colon = strrchr(v, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 443;
+    size_t hlen = colon ? (size_t)(colon - v) : strlen(v);
+    if (v[0] == '[' && colon && colon > v && colon[-1] == ']') { /* [v6]:port */
+        v++;
+        hlen -= 2;
+    }
+    if ((colon && (!end || *end || port < 1 || port > 65535)) || hlen == 0 ||
+        hlen >= sizeof out->host) {
+        pp_config_fail(cfg, key, "\"%s\" is not HOST:PORT", pp_config_str(cfg, key, def));
+        return;
+    }
+    memcpy(out->host, v, hlen);
+    out->host[hlen] = '\0';
+    out->port = (int)port;
+}
+
+static void s_metrics(pp_apns_sender_t *s)
+{
+    pp_metrics_t *m = s->m;
+    s->sent = pp_metrics_counter(m, "sent_total", "Requests sent to APNs (each attempt)", NULL);
+    s->resent = pp_metrics_counter(m, "resent_total",
+                                   "Requests sent again because APNs did not process them "
+                                   "(REFUSED_STREAM, GOAWAY, connection lost)",
+                                   NULL);
+    s->delivered[0] = pp_metrics_counter(m, "delivered_total", "Notifications accepted by APNs",
+                                         "env=\"sandbox\"");
+    s->delivered[1] = pp_metrics_counter(m, "delivered_total", "Notifications accepted by APNs",
+                                         "env=\"production\"");
+    s->expired = pp_metrics_counter(m, "expired_total",
+                                    "Notifications dropped: their expiration passed before APNs "
+                                    "accepted them",
+                                    NULL);
+    s->unknown_ident = pp_metrics_counter(
+        m, "unknown_ident_total", "Notifications for an app ident with no credentials", NULL);
+    s->not_configured = pp_metrics_counter(m, "not_configured_total",
+                                           "Notifications not sent: no APNs app configured", NULL);
+    s->connections = pp_metrics_gauge(m, "connections", "HTTP/2 connections ready", NULL);
+    s->reconnects = pp_metrics_counter(m, "reconnects_total", "Connections made again", NULL);
+    s->goaways = pp_metrics_counter(m, "goaways_total", "GOAWAY frames received", NULL);
+    s->in_flight = pp_metrics_gauge(m, "in_flight", "Requests on open streams", NULL);
+    s->pending_g = pp_metrics_gauge(m, "pending", "Notifications held by the sender", NULL);
+    s->bad_job = pp_metrics_counter(m, "bad_job_total", "Jobs that could not be decoded", NULL);
+    s->jobs = pp_metrics_counter(m, "jobs_total", "APNS jobs received", NULL);
+    s->exhausted =
+        pp_metrics_counter(m, "retry_exhausted_total",
+                           "Notifications dropped after apns_sender.retry.max_attempts", NULL);
+    s->dropped_on_exit = pp_metrics_counter(
+        m, "dropped_on_exit_total", "Notifications still held when the drain time ran out", NULL);
+}
+
+pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
+{
+    pp_apns_sender_t *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->proc = proc;
+    s->cfg = pp_proc_config(proc);
+    /* Backoff jitter comes from rand(): seed it per process so that several senders that
+       lost the same server do not come back in step. */
+    srand((unsigned)getpid() ^ (unsigned)pp_wall_us());
+    s->m = pp_proc_metrics(proc);
+    pp_config_t *c = s->cfg;
+    pp_proc_broker_address(proc);
+    s->curve = pp_curve_new(c, false);
+    s_hostport(c, "apns_sender.hosts.sandbox", "api.sandbox.push.apple.com:443", &s->hosts[0]);
+    s_hostport(c, "apns_sender.hosts.production", "api.push.apple.com:443", &s->hosts[1]);
+    const char *ca_file = pp_config_str(c, "apns_sender.ca_file", "");
+    s->apps = pp_apns_apps_new(c, ca_file);
+    s->max_attempts = (int)pp_config_int(c, "apns_sender.retry.max_attempts", 5, 1, 100);
+    s->retry_base_ms = (uint32_t)pp_config_int(c, "apns_sender.retry.base_ms", 1000, 1, 3600000);
+    s->retry_max_ms = (uint32_t)pp_config_int(c, "apns_sender.retry.max_ms", 60000, 1, 86400000);
+    s->max_pending = (size_t)pp_config_int(c, "apns_sender.max_pending", 100000, 1, 100000000);
+    s->drain_ms = (uint32_t)pp_config_int(c, "apns_sender.drain_ms", 10000, 0, 3600000);
+    s->ping_interval_ms =
+        (uint32_t)pp_config_int(c, "apns_sender.ping_interval_s", 60, 0, 86400) * 1000;
+    s->timeout_ms = (uint32_t)pp_config_int(c, "apns_sender.timeout_ms", 10000, 100, 600000);
+    s->reconnect_min_ms =
+        (uint32_t)pp_config_int(c, "apns_sender.reconnect_min_ms", 500, 10, 600000);
+    s->reconnect_max_ms =
+        (uint32_t)pp_config_int(c, "apns_sender.reconnect_max_ms", 30000, 10, 3600000);
+    s->rcvhwm = (int)pp_config_int(c, "apns_sender.rcvhwm", 16, 1, 100000);
+    s->max_resends = (int)pp_config_int(c, "apns_sender.max_resends", 10, 1, 1000);
+    pp_jwt_timing_t jt;
+    jt.renew_s = pp_config_int(c, "apns_sender.jwt.renew_s", 3000, 1, 3600);
+    jt.min_renew_s = pp_config_int(c, "apns_sender.jwt.min_renew_s", 1200, 0, 3600);
+    jt.max_age_s = pp_config_int(c, "apns_sender.jwt.max_age_s", 3300, 1, 3600);
+    if (jt.min_renew_s > jt.renew_s || jt.renew_s > jt.max_age_s)
+        pp_config_fail(c, "apns_sender.jwt", "need min_renew_s <= renew_s <= max_age_s");
+    pp_apns_redis_opts_t ro;
+    pp_apns_redis_opts_read(c, &ro);
+    bool remove = pp_config_bool(c, "apns_sender.remove_invalid_tokens", true);
+    const char *list = pp_config_str(c, "apns_sender.invalid_token_list", "");
+    const char *prefix = pp_config_str(c, "apns_sender.user_key_prefix", "User:");
+    s_metrics(s);
+    s->jwt = pp_jwt_share_new(&ro, &jt, s->m);
+    s->gc = pp_token_gc_new(&ro, remove, list, prefix, s->m);
+    s->retryq = pp_retryq_new();
+    /* The most common labelled series exist from the start (at 0), so that dashboards and
+       alerts see them before the first event; others appear when they first happen. */
+    pp_metrics_counter(s->m, "invalid_token_total", "Device tokens APNs called invalid",
+                       "reason=\"Unregistered\"");
+    pp_metrics_counter(s->m, "rejected_total", "Notifications APNs refused (not retried)",
+                       "reason=\"BadTopic\"");
+    pp_metrics_counter(s->m, "retried_total", "Notifications retried after an answer",
+                       "status=\"429\"");
+    if (!s->jwt || !s->gc || !s->retryq || !s->apps) {
+        pp_apns_sender_destroy(&s);
+        return NULL;
+    }
+    if (remove && !ro.enabled) pp_warn("invalid_tokens_not_removed", "why=no_redis_configured");
+    return s;
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static int64_t s_wall_s(void)
+{
+    return (int64_t)(pp_wall_us() / 1000000);
+}
+
+/*  Label values come from Apple's answers: keep them to the documented set so that a
+    server sending arbitrary reasons cannot grow the metrics without bound. */
+static const char *s_reason_label(const char *reason)
+{
+    static const char *const known[] = {"BadCollapseId",
+                                        "BadDeviceToken",
+                                        "BadExpirationDate",
+                                        "BadMessageId",
+                                        "BadPriority",
+                                        "BadTopic",
+                                        "DeviceTokenNotForTopic",
+                                        "DuplicateHeaders",
+                                        "IdleTimeout",
+                                        "InvalidPushType",
+                                        "MissingDeviceToken",
+                                        "MissingTopic",
+                                        "PayloadEmpty",
+                                        "TopicDisallowed",
+                                        "BadCertificate",
+                                        "BadCertificateEnvironment",
+                                        "ExpiredProviderToken",
+                                        "Forbidden",
+                                        "InvalidProviderToken",
+                                        "MissingProviderToken",
+                                        "UnrelatedKeyIdInToken",
+                                        "BadPath",
+                                        "MethodNotAllowed",
+                                        "ExpiredToken",
+                                        "Unregistered",
+                                        "PayloadTooLarge",
+                                        "TooManyProviderTokenUpdates",
+                                        "TooManyRequests",
+                                        "InternalServerError",
+                                        "ServiceUnavailable",
+                                        "Shutdown",
+                                        NULL};
+    for (int i = 0; known[i]; i++)
+        if (!strcmp(known[i], reason)) return known[i];
+    return "other";
+}
+
+static void s_count(pp_apns_sender_t *s, const char *name, const char *help, const char *key,
+                    const char *value, uint64_t n)
+{
+    char labels[128];
+    snprintf(labels, sizeof labels, "%s=\"%s\"", key, value);
+    pp_metric_add(pp_metrics_counter(s->m, name, help, labels), n);
+}
+
+static void s_reject(pp_apns_sender_t *s, const char *reason, uint64_t n)
+{
+    s_count(s, "rejected_total", "Notifications APNs refused (not retried)", "reason", reason, n);
+}
+
+static void s_free(pp_apns_sender_t *s, pp_apns_notif_t **n)
+{
+    pp_apns_notif_destroy(n);
+    s->pending--;
+}
+
+static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env);
+
+/* ---- answers ---------------------------------------------------------------------- */
+
+static uint64_t s_retry_delay(pp_apns_sender_t *s, int attempts)
+{
+    uint64_t d = s->retry_base_ms;
+    for (int i = 1; i < attempts && d < s->retry_max_ms; i++)
+        d *= 2;
+    if (d > s->retry_max_ms) d = s->retry_max_ms;
+    return d / 2 + (uint64_t)(rand() % (int)(d / 2 + 1)); /* jitter: 50-100% */
+}
+
+static void s_retry(pp_apns_sender_t *s, pp_apns_notif_t *n, int status, uint64_t min_delay_ms)
+{
+    const pp_apns_msg_t *m = n->msg;
+    n->attempts++;
+    if (m->expiration == 0) {
+        /* apns-expiration 0: "now or never". APNs answered, so the attempt happened;
+           trying again later would deliver something that asked not to be stored. */
+        pp_metric_inc(s->expired);
+        pp_debug("notif_expired", "apns_id=%s msg_id=%s why=deliver_once", n->apns_id, m->msg_id);
+        s_free(s, &n);
+        return;
+    }
+    if (n->attempts >= s->max_attempts) {
+        pp_metric_inc(s->exhausted);
+        s_reject(s, "retries_exhausted", 1);
+        pp_warn("notif_gave_up", "apns_id=%s msg_id=%s attempts=%d status=%d", n->apns_id,
+                m->msg_id, n->attempts, status);
+        s_free(s, &n);
+        return;
+    }
+    uint64_t delay = s_retry_delay(s, n->attempts);
+    if (delay < min_delay_ms) delay = min_delay_ms;
+    if (m->expiration > 0 && (pp_wall_us() / 1000 + delay) / 1000 > (uint64_t)m->expiration) {
+        pp_metric_inc(s->expired);
+        pp_debug("notif_expired", "apns_id=%s msg_id=%s why=retry_after_expiration", n->apns_id,
+                 m->msg_id);
+        s_free(s, &n);
+        return;
+    }
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    s_count(s, "retried_total", "Notifications retried after an answer", "status", st, 1);
+    if (pp_retryq_push(s->retryq, pp_mono_ms() + delay, n) != 0) s_free(s, &n);
+}
+
+static void s_parse_body(const char *body, size_t len, char *reason, size_t rlen, int64_t *ts)
+{
+    snprintf(reason, rlen, "%s", "");
+    *ts = 0;
+    if (len == 0) return;
+    json_t *j = json_loadb(body, len, 0, NULL);
+    if (!j) return;
+    json_t *r = json_object_get(j, "reason");
+    if (json_is_string(r)) snprintf(reason, rlen, "%s", json_string_value(r));
+    json_t *t = json_object_get(j, "timestamp");
+    if (json_is_integer(t)) *ts = json_integer_value(t);
+    json_decref(j);
+}
+
+static void s_on_response(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, int status,
+                          const char *body, size_t body_len)
+{
+    (void)pool;
+    pp_apns_sender_t *s = owner;
+    const pp_apns_msg_t *m = n->msg;
+    if (status == 200) {
+        pp_metric_inc(s->delivered[m->env ? 1 : 0]);
+        s_free(s, &n);
+        return;
+    }
+    char reason_raw[96];
+    int64_t ts;
+    s_parse_body(body, body_len, reason_raw, sizeof reason_raw, &ts);
+    const char *reason = s_reason_label(reason_raw);
+    if (status == 410 || (status == 400 && (!strcmp(reason, "BadDeviceToken") ||
+                                            !strcmp(reason, "DeviceTokenNotForTopic")))) {
+        const char *r = status == 410 && !strcmp(reason, "other") ? "Unregistered" : reason;
+        s_count(s, "invalid_token_total", "Device tokens APNs called invalid", "reason", r, 1);
+        pp_token_gc_add(s->gc, n->uid, n->token, r, m->app->ident, m->env, m->msg_id, ts);
+        s_free(s, &n);
+        return;
+    }
+    if (status == 403 && !strcmp(reason, "ExpiredProviderToken") && m->app->cred) {
+        int64_t wait_ms = pp_jwt_share_on_expired(s->jwt, m->app->cred, n->jwt_iat, s_wall_s());
+        s_retry(s, n, status, (uint64_t)wait_ms);
+        return;
+    }
+    if (status == 429 || (status >= 500 && status <= 599)) {
+        s_retry(s, n, status, 0);
+        return;
+    }
+    s_reject(s, reason, 1);
+    uint32_t suppressed = 0;
+    if (pp_ratelimit_allow(&s_rl_resp, &suppressed)) {
+        char q[120];
+        pp_warn("notif_rejected", "status=%d reason=%s ident=%s apns_id=%s msg_id=%s suppressed=%u",
+                status, pp_log_quote(reason_raw, strlen(reason_raw), 60, q, sizeof q),
+                m->app->ident, n->apns_id, m->msg_id, suppressed);
+    }
+    s_free(s, &n);
+}
+
+static void s_on_drop(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, const char *why)
+{
+    (void)pool;
+    pp_apns_sender_t *s = owner;
+    if (!strcmp(why, "expired"))
+        pp_metric_inc(s->expired);
+    else
+        s_reject(s, why, 1);
+    pp_debug("notif_dropped", "apns_id=%s why=%s", n->apns_id, why);
+    s_free(s, &n);
+}
+
+static const pp_h2pool_callbacks_t s_pool_cb = {s_on_response, s_on_drop};
+
+static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env)
+{
+    if (app->pools[env]) return app->pools[env];
+    if (s->n_pools >= S_MAX_POOLS) return NULL;
+    pp_h2pool_config_t pc = {app,
+                             env,
+                             s->hosts[env].host,
+                             s->hosts[env].port,
+                             app->connections,
+                             s->ping_interval_ms,
+                             s->timeout_ms,
+                             s->reconnect_min_ms,
+                             s->reconnect_max_ms,
+                             (uint16_t)s->max_resends,
+                             s->sent,
+                             s->resent,
+                             s->reconnects,
+                             s->goaways};
+    app->pools[env] = pp_h2pool_new(&pc, &s_pool_cb, s);
+    if (app->pools[env]) s->pools[s->n_pools++] = app->pools[env];
+    return app->pools[env];
+}
+
+/* ---- jobs ------------------------------------------------------------------------- */
+
+static bool s_token_ok(const pp_str_t *t)
+{
+    /* Hex, of any length up to 200: Apple does not promise 64. */
+    if (t->len == 0 || t->len > 200) return false;
+    for (size_t i = 0; i < t->len; i++) {
+        char c = t->ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+static bool s_word_ok(const pp_str_t *t, size_t max)
+{
+    if (t->len == 0 || t->len > max) return false;
+    for (size_t i = 0; i < t->len; i++)
+        if (t->ptr[i] < 'a' || t->ptr[i] > 'z') return false;
+    return true;
+}
+
+static const char *s_topic_suffix(const char *push_type)
+{
+    static const char *const map[][2] = {{"voip", ".voip"},
+                                         {"complication", ".complication"},
+                                         {"liveactivity", ".push-type.liveactivity"},
+                                         {"fileprovider", ".pushkit.fileprovider"},
+                                         {"pushtotalk", ".voip-ptt"},
+                                         {NULL, NULL}};
+    for (int i = 0; map[i][0]; i++)
+        if (!strcmp(map[i][0], push_type)) return map[i][1];
+    return "";
+}
+
+static void s_bad_job(pp_apns_sender_t *s, const char *why)
+{
+    pp_metric_inc(s->bad_job);
+    uint32_t suppressed = 0;
+    if (pp_ratelimit_allow(&s_rl_job, &suppressed))
+        pp_warn("bad_job", "why=%s suppressed=%u", why, suppressed);
+}
+
+static void s_job_targets(pp_apns_sender_t *s, const pp_apns_job_t *job, pp_apns_msg_t *msg,
+                          pp_h2pool_t *pool)
+{
+    for (size_t i = 0; i < job->n_targets; i++) {
+        const pp_apns_target_t *t = &job->targets[i];
+        if (!s_token_ok(&t->token) || t->uid.len == 0 || t->uid.len > 200) {
+            s_reject(s, "bad_token_format", 1);
+            continue;
+        }
+        pp_apns_notif_t *n =
+            pp_apns_notif_new(msg, t->uid.ptr, t->uid.len, t->token.ptr, t->token.len);
+        if (!n) break;
+        pp_uuid_v4(n->apns_id);
+        if (pp_log_enabled(PP_LOG_DEBUG)) {
+            char q[120];
+            pp_debug("notif", "msg_id=%s apns_id=%s uid=%s", msg->msg_id, n->apns_id,
+                     pp_log_quote(n->uid, strlen(n->uid), 64, q, sizeof q));
+        }
+        s->pending++;
+        pp_h2pool_push(pool, n);
+    }
+}
+
+static void s_job(pp_apns_sender_t *s, const void *data, size_t len)
+{
+    pp_metric_inc(s->jobs);
+    pp_apns_job_t job;
+    const char *why = "bad_job";
+    if (pp_apns_job_decode(data, len, &job, &why) != 0) {
+        s_bad_job(s, why);
+        return;
+    }
+    if (pp_apns_apps_count(s->apps) == 0) {
+        pp_metric_add(s->not_configured, job.n_targets);
+        pp_apns_job_clear(&job);
+        return;
+    }
+    pp_apns_app_t *app = pp_apns_apps_find(s->apps, job.ident.ptr, job.ident.len);
+    if (!app) {
+        pp_metric_add(s->unknown_ident, job.n_targets);
+        uint32_t suppressed = 0;
+        if (pp_ratelimit_allow(&s_rl_job, &suppressed)) {
+            char q[120];
+            pp_warn("unknown_ident", "ident=%s targets=%zu suppressed=%u",
+                    pp_log_quote(job.ident.ptr, job.ident.len, 64, q, sizeof q), job.n_targets,
+                    suppressed);
+        }
+        pp_apns_job_clear(&job);
+        return;
+    }
+    char push_type[40];
+    if (job.push_type.len && !s_word_ok(&job.push_type, 32)) {
+        s_bad_job(s, "bad_field:push_type");
+        pp_apns_job_clear(&job);
+        return;
+    }
+    snprintf(push_type, sizeof push_type, "%.*s", (int)job.push_type.len, job.push_type.ptr);
+    if (!push_type[0]) snprintf(push_type, sizeof push_type, "%s", app->default_push_type);
+    int prio = job.priority ? job.priority : app->default_priority;
+    if (!strcmp(push_type, "background"))
+        prio = 5; /* Apple rejects background pushes of any other priority */
+    if ((prio != 10 && prio != 5 && prio != 1) || job.collapse_id.len > 64 ||
+        job.env > PP_ENV_PRODUCTION || job.msg_id.len > 128) {
+        s_bad_job(s, "bad_field:headers");
+        pp_apns_job_clear(&job);
+        return;
+    }
+    size_t max_payload = strcmp(push_type, "voip") ? 4096 : 5120;
+    if (job.payload.len == 0 || job.payload.len > max_payload) {
+        s_reject(s, job.payload.len ? "PayloadTooLarge" : "PayloadEmpty", job.n_targets);
+        pp_apns_job_clear(&job);
+        return;
+    }
+    char topic[256];
+    const char *suffix = s_topic_suffix(push_type);
+    size_t tl = strlen(app->topic), sl = strlen(suffix);
+    if (sl && tl >= sl && !strcmp(app->topic + tl - sl, suffix))
+        suffix = ""; /* the configured topic already has it */
+    snprintf(topic, sizeof topic, "%s%s", app->topic, suffix);
+    pp_h2pool_t *pool = s_pool(s, app, job.env);
+    pp_apns_msg_t *msg =
+        pool ? pp_apns_msg_new(app, job.env, job.msg_id.ptr, job.msg_id.len, topic, push_type, prio,
+                               job.expiration, job.collapse_id.ptr, job.collapse_id.len,
+                               job.payload.ptr, job.payload.len, job.received_us)
+             : NULL;
+    if (msg) s_job_targets(s, &job, msg, pool);
+    pp_apns_msg_free_unused(&msg);
+    pp_apns_job_clear(&job);
+}
+
+static void s_read_jobs(pp_apns_sender_t *s)
+{
+    void *sock = zsock_resolve(s->pull);
+    for (int i = 0; i < S_JOB_BATCH && s->pending < s->max_pending; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        bool more = zmq_msg_more(&msg);
+        s_job(s, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        zmq_msg_close(&msg);
+        while (more) { /* jobs are one frame: skip the rest of a malformed message */
+            zmq_msg_init(&msg);
+            if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&msg);
+                break;
+            }
+            more = zmq_msg_more(&msg);
+            zmq_msg_close(&msg);
+            s_bad_job(s, "multipart");
+        }
+    }
+}
+
+/* ---- loop ------------------------------------------------------------------------- */
+
+static int s_connect_broker(pp_apns_sender_t *s)
+{
+    char ep[512];
+    if (pp_endpoint(pp_proc_broker_address(s->proc), PP_EP_APNS_OUT, ep, sizeof ep) != 0) return -1;
+    s->pull = zsock_new(ZMQ_PULL);
+    if (!s->pull) return -1;
+    zsock_set_rcvhwm(s->pull, s->rcvhwm);
+    zsock_set_linger(s->pull, 0);
+    if (pp_curve_apply(s->curve, zsock_resolve(s->pull)) != 0) return -1;
+    if (zsock_connect(s->pull, "%s", ep) != 0) {
+        pp_error("broker_connect_failed", "endpoint=%s", ep);
+        return -1;
+    }
+    pp_info("broker_connected", "endpoint=%s apps=%zu", ep, pp_apns_apps_count(s->apps));
+    return 0;
+}
+
+static void s_update_gauges(pp_apns_sender_t *s)
+{
+    size_t conns = 0, flight = 0;
+    for (size_t i = 0; i < s->n_pools; i++) {
+        conns += pp_h2pool_ready_connections(s->pools[i]);
+        flight += pp_h2pool_in_flight(s->pools[i]);
+    }
+    pp_metric_set(s->connections, (int64_t)conns);
+    pp_metric_set(s->in_flight, (int64_t)flight);
+    pp_metric_set(s->pending_g, (int64_t)s->pending);
+}
+
+static void s_ensure_tokens(pp_apns_sender_t *s, int64_t now_s)
+{
+    for (size_t i = 0; i < pp_apns_apps_cred_count(s->apps); i++)
+        pp_jwt_share_ensure(s->jwt, pp_apns_apps_cred_at(s->apps, i), now_s);
+}
+
+static void s_due_retries(pp_apns_sender_t *s, uint64_t now)
+{
+    pp_apns_notif_t *n;
+    while ((n = pp_retryq_pop_due(s->retryq, now)) != NULL) {
+        pp_h2pool_t *pool = s_pool(s, n->msg->app, n->msg->env);
+        if (pool)
+            pp_h2pool_push(pool, n);
+        else
+            s_free(s, &n);
+    }
+}
+
+static int s_poll_timeout(pp_apns_sender_t *s, uint64_t now, uint64_t drain_deadline)
+{
+    uint64_t t = now + 1000;
+    uint64_t r = pp_retryq_next_due(s->retryq);
+    if (r < t) t = r;
+    for (size_t i = 0; i < s->n_pools; i++) {
+        uint64_t x = pp_h2pool_next_timer(s->pools[i]);
+        if (x < t) t = x;
+    }
+    if (drain_deadline && drain_deadline < t) t = drain_deadline;
+    return t <= now ? 0 : (int)(t - now);
+}
+
+int pp_apns_sender_run(pp_apns_sender_t *s)
+{
+    if (s_connect_broker(s) != 0) return 1;
+    if (pp_apns_apps_count(s->apps) == 0)
+        pp_warn("no_apns_credentials",
+                "msg=\"no APNs credentials configured\" apps=0 effect=\"notifications are "
+                "counted in not_configured_total and dropped\"");
+    static zmq_pollitem_t items[S_MAX_POLL];
+    uint64_t drain_deadline = 0;
+    for (;;) {
+        uint64_t now = pp_mono_ms();
+        if (pp_proc_stopping() && !drain_deadline) {
+            drain_deadline = now + s->drain_ms + 1;
+            pp_info("draining", "pending=%zu drain_ms=%u", s->pending, s->drain_ms);
+        }
+        if (drain_deadline && (s->pending == 0 || now >= drain_deadline)) break;
+        s_ensure_tokens(s, s_wall_s());
+        items[0].socket = zsock_resolve(s->pull);
+        items[0].fd = 0;
+        items[0].events = (!drain_deadline && s->pending < s->max_pending) ? ZMQ_POLLIN : 0;
+        items[0].revents = 0;
+        size_t n = 1;
+        size_t offs[S_MAX_POOLS + 1];
+        for (size_t i = 0; i < s->n_pools; i++) {
+            offs[i] = n;
+            n += pp_h2pool_fill_poll(s->pools[i], items + n, S_MAX_POLL - n);
+        }
+        offs[s->n_pools] = n;
+        int rc = zmq_poll(items, (int)n, s_poll_timeout(s, now, drain_deadline));
+        if (rc < 0 && zmq_errno() != EINTR) {
+            pp_error("poll_failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
+            break;
+        }
+        now = pp_mono_ms();
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_read_jobs(s);
+        for (size_t i = 0; rc > 0 && i < s->n_pools; i++)
+            pp_h2pool_on_poll(s->pools[i], items + offs[i], offs[i + 1] - offs[i], now);
+        s_due_retries(s, now);
+        int64_t wall = s_wall_s();
+        for (size_t i = 0; i < s->n_pools; i++)
+            pp_h2pool_run(s->pools[i], now, wall);
+        pp_token_gc_flush(s->gc);
+        s_update_gauges(s);
+    }
+    if (s->pending) {
+        pp_metric_add(s->dropped_on_exit, s->pending);
+        pp_warn("drain_incomplete", "dropped=%zu", s->pending);
+    }
+    pp_token_gc_flush(s->gc);
+    pp_info("stopped", "pending=%zu", s->pending);
+    return 0;
+}
+
+void pp_apns_sender_destroy(pp_apns_sender_t **p)
+{
+    if (!p || !*p) return;
+    pp_apns_sender_t *s = *p;
+    for (size_t i = 0; i < s->n_pools; i++)
+        pp_h2pool_destroy(&s->pools[i]);
+    if (s->retryq) {
+        pp_apns_notif_t *n;
+        while ((n = pp_retryq_pop(s->retryq)) != NULL)
+            pp_apns_notif_destroy(&n);
+    }
+    pp_retryq_destroy(&s->retryq);
+    pp_token_gc_destroy(&s->gc);
+    pp_jwt_share_destroy(&s->jwt);
+    pp_apns_apps_destroy(&s->apps);
+    zsock_destroy(&s->pull);
+    pp_curve_destroy(&s->curve);
+    free(s);
+    *p = NULL;
+}

@@ -1,0 +1,630 @@
+#include "pp_h2conn.h"
+
+#include "pp_log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct s_stream_t {
+    struct s_stream_t *prev, *next;
+    void *req;
+    const uint8_t *body;
+    size_t body_len, body_off;
+    int status;
+    size_t resp_len;
+    char *resp; /* error body, allocated when one arrives (200s have none) */
+} s_stream_t;
+
+struct pp_h2conn_t {
+    pp_h2conn_state_t state;
+    int fd;
+    SSL *ssl;
+    nghttp2_session *h2;
+    const pp_h2conn_callbacks_t *cb;
+    void *owner;
+    char host[256];
+    char label[160];
+    uint32_t ping_interval_ms, timeout_ms;
+    uint64_t started_ms, last_activity_ms, ping_sent_ms, goaway_ms;
+    bool settings_received, had_response, tls_want_write;
+    s_stream_t *streams; /* open requests, a doubly linked list */
+    size_t n_streams;
+    uint8_t *wbuf; /* bytes from nghttp2 that SSL_write has not taken yet */
+    size_t wlen, woff, wcap;
+    char close_reason[48];
+};
+
+static pp_ratelimit_t s_rl_io = PP_RATELIMIT_INIT(10000, 20);
+
+static void s_log_io(const char *event, const pp_h2conn_t *c, const char *detail)
+{
+    uint32_t suppressed = 0;
+    if (pp_ratelimit_allow(&s_rl_io, &suppressed))
+        pp_warn(event, "conn=%s detail=\"%s\" suppressed=%u", c->label, detail, suppressed);
+}
+
+/* ---- streams ---------------------------------------------------------------------- */
+
+static void s_stream_unlink(pp_h2conn_t *c, s_stream_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    c->n_streams--;
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------ */
+
+static int s_on_header(nghttp2_session *h2, const nghttp2_frame *frame, const uint8_t *name,
+                       size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                       void *user)
+{
+    (void)flags, (void)user;
+    if (frame->hd.type != NGHTTP2_HEADERS || namelen != 7 || memcmp(name, ":status", 7) != 0)
+        return 0;
+    s_stream_t *s = nghttp2_session_get_stream_user_data(h2, frame->hd.stream_id);
+    if (!s || valuelen != 3) return 0;
+    int st = 0;
+    for (size_t i = 0; i < 3; i++) {
+        if (value[i] < '0' || value[i] > '9') return 0;
+        st = st * 10 + (value[i] - '0');
+    }
+    s->status = st;
+    return 0;
+}
+
+static int s_on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t stream_id,
+                           const uint8_t *data, size_t len, void *user)
+{
+    (void)flags, (void)user;
+    s_stream_t *s = nghttp2_session_get_stream_user_data(h2, stream_id);
+    if (!s) return 0;
+    /* Error bodies are small JSON; keep at most PP_H2_MAX_BODY - 1 bytes of them. */
+    if (!s->resp && !(s->resp = malloc(PP_H2_MAX_BODY))) return 0;
+    size_t room = PP_H2_MAX_BODY - 1 - s->resp_len;
+    size_t n = len < room ? len : room;
+    memcpy(s->resp + s->resp_len, data, n);
+    s->resp_len += n;
+    s->resp[s->resp_len] = '\0';
+    return 0;
+}
+
+static int s_on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t error_code,
+                             void *user)
+{
+    pp_h2conn_t *c = user;
+    s_stream_t *s = nghttp2_session_get_stream_user_data(h2, stream_id);
+    if (!s) return 0;
+    nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
+    s_stream_unlink(c, s);
+    if (s->status > 0) {
+        c->had_response = true;
+        c->cb->on_response(c->owner, c, s->req, s->status, s->resp ? s->resp : "", s->resp_len);
+    } else {
+        c->cb->on_unsent(c->owner, c, s->req, error_code);
+    }
+    free(s->resp);
+    free(s);
+    return 0;
+}
+
+static void s_goaway_reason(const nghttp2_goaway *ga, char *out, size_t outlen)
+{
+    pp_log_quote(ga->opaque_data, ga->opaque_data_len, 120, out, outlen);
+}
+
+static int s_on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void *user)
+{
+    (void)h2;
+    pp_h2conn_t *c = user;
+    switch (frame->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) break;
+        c->settings_received = true;
+        for (size_t i = 0; i < frame->settings.niv; i++)
+            if (frame->settings.iv[i].settings_id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+                pp_info("max_streams", "conn=%s value=%u open=%zu", c->label,
+                        frame->settings.iv[i].value, c->n_streams);
+        break;
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) c->ping_sent_ms = 0;
+        break;
+    case NGHTTP2_GOAWAY: {
+        char reason[160];
+        s_goaway_reason(&frame->goaway, reason, sizeof reason);
+        pp_info("goaway", "conn=%s last_stream_id=%d error_code=%u reason=%s open=%zu", c->label,
+                frame->goaway.last_stream_id, frame->goaway.error_code, reason, c->n_streams);
+        if (c->state == PP_H2_READY) {
+            c->state = PP_H2_GOING_AWAY;
+            c->goaway_ms = pp_mono_ms();
+        }
+        if (c->cb->on_goaway) c->cb->on_goaway(c->owner, c, frame->goaway.error_code, reason);
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+static ssize_t s_read_body(nghttp2_session *h2, int32_t stream_id, uint8_t *buf, size_t length,
+                           uint32_t *data_flags, nghttp2_data_source *source, void *user)
+{
+    (void)h2, (void)stream_id, (void)user;
+    s_stream_t *s = source->ptr;
+    size_t n = s->body_len - s->body_off;
+    if (n > length) n = length;
+    memcpy(buf, s->body + s->body_off, n);
+    s->body_off += n;
+    if (s->body_off == s->body_len) *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* ---- closing ---------------------------------------------------------------------- */
+
+void pp_h2conn_close(pp_h2conn_t *c, const char *reason)
+{
+    if (c->state == PP_H2_CLOSED) return;
+    c->state = PP_H2_CLOSED;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    /* nghttp2_session_del frees streams without callbacks, so end our requests first. */
+    while (c->streams) {
+        s_stream_t *s = c->streams;
+        s_stream_unlink(c, s);
+        c->cb->on_unsent(c->owner, c, s->req, NGHTTP2_CANCEL);
+        free(s->resp);
+        free(s);
+    }
+    if (c->h2) {
+        nghttp2_session_del(c->h2);
+        c->h2 = NULL;
+    }
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    pp_info("conn_closed", "conn=%s reason=%s", c->label, reason);
+}
+
+/* ---- connecting ------------------------------------------------------------------- */
+
+static int s_socket_connect(pp_h2conn_t *c, int port, unsigned addr_index)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    /* getaddrinfo blocks; hosts are resolved only when a connection is made, which is
+       rare (connections live for hours), so a blocking lookup is acceptable here. */
+    int rc = getaddrinfo(c->host, portstr, &hints, &res);
+    if (rc != 0 || !res) {
+        s_log_io("resolve_failed", c, gai_strerror(rc));
+        return -1;
+    }
+    unsigned n = 0;
+    for (struct addrinfo *a = res; a; a = a->ai_next)
+        n++;
+    struct addrinfo *a = res;
+    for (unsigned i = 0; i < addr_index % n; i++)
+        a = a->ai_next;
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+        freeaddrinfo(res);
+        s_log_io("socket_failed", c, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    rc = connect(fd, a->ai_addr, a->ai_addrlen);
+    freeaddrinfo(res);
+    if (rc != 0 && errno != EINPROGRESS) {
+        s_log_io("connect_failed", c, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    c->fd = fd;
+    return 0;
+}
+
+pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callbacks_t *cb,
+                           void *owner)
+{
+    pp_h2conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->fd = -1;
+    c->cb = cb;
+    c->owner = owner;
+    snprintf(c->host, sizeof c->host, "%s", cfg->host);
+    snprintf(c->label, sizeof c->label, "%s", cfg->label ? cfg->label : cfg->host);
+    c->ping_interval_ms = cfg->ping_interval_ms;
+    c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+    c->started_ms = c->last_activity_ms = pp_mono_ms();
+    c->state = PP_H2_CONNECTING;
+    if (s_socket_connect(c, cfg->port, cfg->addr_index) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->ssl = SSL_new(cfg->ssl_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        pp_h2conn_close(c, "ssl_new");
+        free(c);
+        return NULL;
+    }
+    SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Verify the name the server proves: an IP literal against the certificate's IP
+       addresses, a DNS name against its DNS names (and send it as SNI). */
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    unsigned char ipbuf[16];
+    if (inet_pton(AF_INET, c->host, ipbuf) == 1 || inet_pton(AF_INET6, c->host, ipbuf) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(vp, c->host);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, c->host);
+        SSL_set1_host(c->ssl, c->host);
+    }
+    SSL_set_connect_state(c->ssl);
+    pp_debug("conn_connecting", "conn=%s", c->label);
+    return c;
+}
+
+static int s_session_new(pp_h2conn_t *c)
+{
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) return -1;
+    nghttp2_session_callbacks_set_on_header_callback(cbs, s_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, s_on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, s_on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, s_on_frame_recv);
+    int rc = nghttp2_session_client_new(&c->h2, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    if (rc != 0) return -1;
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+                                   {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, 2) != 0) return -1;
+    /* Responses of all streams share the connection window: widen it so that a burst of
+       answers is never held up waiting for our WINDOW_UPDATE. */
+    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 1 << 24);
+    return 0;
+}
+
+static void s_handshake(pp_h2conn_t *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc != 1) {
+        int err = SSL_get_error(c->ssl, rc);
+        if (err == SSL_ERROR_WANT_READ) {
+            c->tls_want_write = false;
+            return;
+        }
+        if (err == SSL_ERROR_WANT_WRITE) {
+            c->tls_want_write = true;
+            return;
+        }
+        char detail[200];
+        long vr = SSL_get_verify_result(c->ssl);
+        snprintf(detail, sizeof detail, "%s verify=%s",
+                 ERR_reason_error_string(ERR_peek_last_error()) ?: "closed",
+                 X509_verify_cert_error_string(vr));
+        s_log_io("tls_handshake_failed", c, detail);
+        pp_h2conn_close(c, "tls_handshake");
+        return;
+    }
+    c->tls_want_write = false;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+    if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
+        s_log_io("alpn_not_h2", c, "server did not select h2");
+        pp_h2conn_close(c, "alpn");
+        return;
+    }
+    if (s_session_new(c) != 0) {
+        pp_h2conn_close(c, "nghttp2_init");
+        return;
+    }
+    c->state = PP_H2_READY;
+    c->last_activity_ms = pp_mono_ms();
+    pp_info("conn_ready", "conn=%s tls=%s", c->label, SSL_get_version(c->ssl));
+    if (c->cb->on_ready) c->cb->on_ready(c->owner, c);
+    pp_h2conn_flush(c);
+}
+
+static void s_connected(pp_h2conn_t *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        s_log_io("connect_failed", c, strerror(err ? err : errno));
+        pp_h2conn_close(c, "connect");
+        return;
+    }
+    c->state = PP_H2_HANDSHAKE;
+    s_handshake(c);
+}
+
+/* ---- reading and writing ---------------------------------------------------------- */
+
+static void s_read(pp_h2conn_t *c)
+{
+    uint8_t buf[32768];
+    for (;;) {
+        ERR_clear_error();
+        int n = SSL_read(c->ssl, buf, sizeof buf);
+        if (n <= 0) {
+            int err = SSL_get_error(c->ssl, n);
+            if (err == SSL_ERROR_WANT_READ) return;
+            if (err == SSL_ERROR_WANT_WRITE) {
+                c->tls_want_write = true;
+                return;
+            }
+            pp_h2conn_close(c, err == SSL_ERROR_ZERO_RETURN ? "eof" : "read_error");
+            return;
+        }
+        c->last_activity_ms = pp_mono_ms();
+        ssize_t rc = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
+        if (rc < 0) {
+            s_log_io("h2_protocol_error", c, nghttp2_strerror((int)rc));
+            pp_h2conn_close(c, "h2_error");
+            return;
+        }
+        if (c->state == PP_H2_CLOSED) return;
+    }
+}
+
+static int s_wbuf_append(pp_h2conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->wlen + len > c->wcap) {
+        size_t cap = c->wcap ? c->wcap : 65536;
+        while (cap < c->wlen + len)
+            cap *= 2;
+        uint8_t *b = realloc(c->wbuf, cap);
+        if (!b) return -1;
+        c->wbuf = b;
+        c->wcap = cap;
+    }
+    memcpy(c->wbuf + c->wlen, data, len);
+    c->wlen += len;
+    return 0;
+}
+
+void pp_h2conn_flush(pp_h2conn_t *c)
+{
+    if (c->state != PP_H2_READY && c->state != PP_H2_GOING_AWAY) return;
+    for (;;) {
+        if (c->woff == c->wlen) {
+            c->woff = c->wlen = 0;
+            /* Gather up to 64 KiB of frames so that each SSL_write makes full records. */
+            while (c->wlen < 65536) {
+                const uint8_t *data;
+                ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+                if (n < 0) {
+                    s_log_io("h2_send_error", c, nghttp2_strerror((int)n));
+                    pp_h2conn_close(c, "h2_error");
+                    return;
+                }
+                if (n == 0) break;
+                if (s_wbuf_append(c, data, (size_t)n) != 0) {
+                    pp_h2conn_close(c, "out_of_memory");
+                    return;
+                }
+            }
+            if (c->wlen == 0) break;
+        }
+        ERR_clear_error();
+        int n = SSL_write(c->ssl, c->wbuf + c->woff, (int)(c->wlen - c->woff));
+        if (n <= 0) {
+            int err = SSL_get_error(c->ssl, n);
+            if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+                c->tls_want_write = (err == SSL_ERROR_WANT_WRITE);
+                return;
+            }
+            pp_h2conn_close(c, "write_error");
+            return;
+        }
+        c->tls_want_write = false;
+        c->woff += (size_t)n;
+    }
+    if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))
+        pp_h2conn_close(c, c->state == PP_H2_GOING_AWAY ? "goaway" : "h2_done");
+    else if (c->state == PP_H2_GOING_AWAY && c->n_streams == 0)
+        pp_h2conn_close(c, "goaway");
+}
+
+void pp_h2conn_on_io(pp_h2conn_t *c, short revents, uint64_t now_ms)
+{
+    (void)now_ms;
+    switch (c->state) {
+    case PP_H2_CONNECTING:
+        if (revents & (POLLOUT | POLLERR | POLLHUP)) s_connected(c);
+        return;
+    case PP_H2_HANDSHAKE:
+        if (revents & (POLLIN | POLLOUT | POLLERR | POLLHUP)) s_handshake(c);
+        return;
+    case PP_H2_READY:
+    case PP_H2_GOING_AWAY:
+        if (revents & (POLLIN | POLLERR | POLLHUP)) s_read(c);
+        if (c->state != PP_H2_CLOSED) pp_h2conn_flush(c);
+        return;
+    case PP_H2_CLOSED:
+        return;
+    }
+}
+
+/* ---- timers ----------------------------------------------------------------------- */
+
+void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms)
+{
+    switch (c->state) {
+    case PP_H2_CONNECTING:
+    case PP_H2_HANDSHAKE:
+        if (now_ms - c->started_ms >= c->timeout_ms) {
+            s_log_io("connect_timeout", c, "no TLS session in time");
+            pp_h2conn_close(c, "connect_timeout");
+        }
+        return;
+    case PP_H2_READY:
+    case PP_H2_GOING_AWAY:
+        if (c->ping_sent_ms && now_ms - c->ping_sent_ms >= c->timeout_ms) {
+            s_log_io("ping_timeout", c, "no PING answer");
+            pp_h2conn_close(c, "ping_timeout");
+            return;
+        }
+        /* A server that sent GOAWAY but keeps streams open for long: give up on them (they
+           are sent again elsewhere) rather than hold them forever. */
+        if (c->state == PP_H2_GOING_AWAY && now_ms - c->goaway_ms >= 6 * (uint64_t)c->timeout_ms) {
+            pp_h2conn_close(c, "goaway_timeout");
+            return;
+        }
+        if (c->ping_interval_ms && !c->ping_sent_ms &&
+            now_ms - c->last_activity_ms >= c->ping_interval_ms) {
+            if (nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL) == 0) {
+                c->ping_sent_ms = now_ms ? now_ms : 1;
+                pp_debug("ping_sent", "conn=%s", c->label);
+                pp_h2conn_flush(c);
+            }
+        }
+        return;
+    case PP_H2_CLOSED:
+        return;
+    }
+}
+
+uint64_t pp_h2conn_next_timer(const pp_h2conn_t *c)
+{
+    switch (c->state) {
+    case PP_H2_CONNECTING:
+    case PP_H2_HANDSHAKE:
+        return c->started_ms + c->timeout_ms;
+    case PP_H2_READY:
+    case PP_H2_GOING_AWAY: {
+        uint64_t t = UINT64_MAX;
+        if (c->ping_sent_ms)
+            t = c->ping_sent_ms + c->timeout_ms;
+        else if (c->ping_interval_ms)
+            t = c->last_activity_ms + c->ping_interval_ms;
+        if (c->state == PP_H2_GOING_AWAY && c->goaway_ms + 6 * (uint64_t)c->timeout_ms < t)
+            t = c->goaway_ms + 6 * (uint64_t)c->timeout_ms;
+        return t;
+    }
+    case PP_H2_CLOSED:
+        break;
+    }
+    return UINT64_MAX;
+}
+
+/* ---- accessors and requests ------------------------------------------------------- */
+
+pp_h2conn_state_t pp_h2conn_state(const pp_h2conn_t *c)
+{
+    return c->state;
+}
+
+int pp_h2conn_fd(const pp_h2conn_t *c)
+{
+    return c->fd;
+}
+
+short pp_h2conn_events(const pp_h2conn_t *c)
+{
+    switch (c->state) {
+    case PP_H2_CONNECTING:
+        return POLLOUT;
+    case PP_H2_HANDSHAKE:
+        return c->tls_want_write ? POLLOUT : POLLIN;
+    case PP_H2_READY:
+    case PP_H2_GOING_AWAY: {
+        short ev = POLLIN;
+        if (c->tls_want_write || c->woff < c->wlen) ev |= POLLOUT;
+        return ev;
+    }
+    case PP_H2_CLOSED:
+        break;
+    }
+    return 0;
+}
+
+uint32_t pp_h2conn_max_streams(const pp_h2conn_t *c)
+{
+    if (!c->h2 || !c->settings_received) return 0;
+    return nghttp2_session_get_remote_settings(c->h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+size_t pp_h2conn_capacity(const pp_h2conn_t *c)
+{
+    if (c->state != PP_H2_READY || !nghttp2_session_check_request_allowed(c->h2)) return 0;
+    size_t max = c->settings_received ? pp_h2conn_max_streams(c) : 1;
+    if (max > 100000)
+        max = 100000; /* "unlimited" servers: still keep a sane bound per connection */
+    return c->n_streams < max ? max - c->n_streams : 0;
+}
+
+size_t pp_h2conn_in_flight(const pp_h2conn_t *c)
+{
+    return c->n_streams;
+}
+
+bool pp_h2conn_had_response(const pp_h2conn_t *c)
+{
+    return c->had_response;
+}
+
+const char *pp_h2conn_close_reason(const pp_h2conn_t *c)
+{
+    return c->close_reason;
+}
+
+int pp_h2conn_submit(pp_h2conn_t *c, const nghttp2_nv *nva, size_t nvlen, const void *body,
+                     size_t body_len, void *req)
+{
+    if (c->state != PP_H2_READY) return -1;
+    s_stream_t *s = malloc(sizeof *s);
+    if (!s) return -1;
+    memset(s, 0, sizeof *s);
+    s->req = req;
+    s->body = body;
+    s->body_len = body_len;
+    nghttp2_data_provider dp;
+    dp.source.ptr = s;
+    dp.read_callback = s_read_body;
+    int32_t id = nghttp2_submit_request(c->h2, NULL, nva, nvlen, &dp, s);
+    if (id < 0) {
+        free(s);
+        return -1;
+    }
+    s->next = c->streams;
+    if (c->streams) c->streams->prev = s;
+    c->streams = s;
+    c->n_streams++;
+    return 0;
+}
+
+void pp_h2conn_destroy(pp_h2conn_t **p)
+{
+    if (!p || !*p) return;
+    pp_h2conn_t *c = *p;
+    pp_h2conn_close(c, "destroyed");
+    free(c->wbuf);
+    free(c);
+    *p = NULL;
+}
