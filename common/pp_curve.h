@@ -6,21 +6,34 @@
     so an unknown key is refused (fails closed).
 
     Config, top-level section "curve":
-      enabled         false
-      secret_cert     path of this process's certificate, as written by pushpipe-keygen
-                      (the file with "_secret"): the broker's or the client's own
-      server_public   path of the broker's public certificate (clients only)
-      allow_dir       directory of allowed client public certificates (broker only)
+      enabled             false
+      secret_cert         path of this process's certificate, as written by pushpipe-keygen
+                          (the file with "_secret"): the broker's or the client's own
+      server_secret_cert  the broker's own secret certificate when one config file serves the
+                          broker and its clients on one host (the broker reads this one first;
+                          clients never read it)
+      server_public       path of the broker's public certificate (clients only)
+      allow_dir           directory of allowed client public certificates (broker only);
+                          czmq reloads it when it changes, so adding a key needs no restart
+
+    Relative paths are relative to the process's working directory. Every problem with
+    these keys (missing, unreadable, not a certificate, a public file where the secret one
+    is needed) is a config error naming the key, so the process exits 2 before binding.
 
     Sockets must be created in czmq's context (zsock_new*) for zauth to see them. Call
-    pp_curve_apply() on each socket before bind or connect.
+    pp_curve_apply() on each socket before bind or connect. One server pp_curve_t per
+    process: zauth is one actor per context, bound to a fixed inproc endpoint.
 */
 #ifndef PP_CURVE_H
 #define PP_CURVE_H
 
 #include "pp_config.h"
+#include "pp_metrics.h"
 
 #include <stdbool.h>
+
+/*  The ZAP domain every CURVE server socket of the broker uses. */
+#define PP_CURVE_ZAP_DOMAIN "pushpipe"
 
 typedef struct pp_curve_t pp_curve_t;
 
@@ -32,7 +45,16 @@ void pp_curve_destroy(pp_curve_t **p);
 bool pp_curve_enabled(const pp_curve_t *c);
 
 /*  Sets the socket's CURVE options (no-op when off). zmq_socket is a raw libzmq handle
-    (zsock_resolve() of a zsock_t). Returns 0, or -1 with a logged error. */
+    (zsock_resolve() of a zsock_t). In the server, the first call starts the zauth actor.
+    Returns 0, or -1 with a logged error. */
 int pp_curve_apply(pp_curve_t *c, void *zmq_socket);
+
+/*  This process's public key in Z85 (40 characters), or NULL when off. For logs. */
+const char *pp_curve_public_key(const pp_curve_t *c);
+
+/*  Optional (server): counts CURVE handshakes on every socket applied after this call,
+    as pushpipe_curve_handshakes_total{result="ok|refused|failed"}, and logs refused ones
+    (rate-limited). Call before pp_curve_apply. No-op when off or in a client. */
+void pp_curve_set_metrics(pp_curve_t *c, pp_metrics_t *metrics);
 
 #endif
