@@ -1,0 +1,142 @@
+/*  pushpipe-mqtt-sender: publishes MQTT jobs from the broker to an MQTT broker.
+    See docs/mqtt-sender.md. */
+#include "pp_curve.h"
+#include "pp_endpoints.h"
+#include "pp_mqtt_sender.h"
+#include "pp_proc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define S_SECTION "mqtt_sender"
+#define S_DEFAULT_METRICS_PORT 9630
+
+enum { OPT_URI = 1000 };
+
+static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
+{
+    (void)ctx;
+    if (val == OPT_URI) {
+        pp_config_set_str(pp_proc_config(proc), S_SECTION ".uri", arg);
+        return 0;
+    }
+    return -1;
+}
+
+/*  Several senders connect at once and MQTT brokers drop the older connection of a
+    duplicate client id, so the default is unique per process. */
+static void s_default_client_id(char *out, size_t outlen)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) rnd = (uint32_t)random();
+    snprintf(out, outlen, "pushpipe-mqtt-%s-%d-%08x", host, (int)getpid(), rnd);
+}
+
+static const char *s_str_or_null(pp_config_t *c, const char *key)
+{
+    const char *v = pp_config_str(c, key, "");
+    return v && *v ? v : NULL;
+}
+
+static void s_read_config(pp_proc_t *proc, pp_mqtt_sender_cfg_t *cfg, char *client_id,
+                          size_t client_id_len)
+{
+    pp_config_t *c = pp_proc_config(proc);
+    memset(cfg, 0, sizeof *cfg);
+    const char *broker = pp_proc_broker_address(proc);
+    if (pp_endpoint(broker, PP_EP_MQTT_OUT, cfg->pull_endpoint, sizeof cfg->pull_endpoint) != 0)
+        cfg->pull_endpoint[0] = '\0'; /* pp_proc_broker_address recorded the error */
+
+    pp_mqtt_conn_opts_t *m = &cfg->mqtt;
+    m->uri = pp_config_str(c, S_SECTION ".uri", "tcp://127.0.0.1:1883");
+    bool tls = strncmp(m->uri, "ssl://", 6) == 0 || strncmp(m->uri, "mqtts://", 8) == 0;
+    if (!tls && strncmp(m->uri, "tcp://", 6) != 0 && strncmp(m->uri, "mqtt://", 7) != 0)
+        pp_config_fail(c, S_SECTION ".uri", "\"%s\" is not tcp://, mqtt://, ssl:// or mqtts://",
+                       m->uri);
+    const char *id = pp_config_str(c, S_SECTION ".client_id", "");
+    if (id && *id)
+        snprintf(client_id, client_id_len, "%s", id);
+    else
+        s_default_client_id(client_id, client_id_len);
+    m->client_id = client_id;
+    m->username = s_str_or_null(c, S_SECTION ".username");
+    m->password = s_str_or_null(c, S_SECTION ".password");
+    if (m->password && !m->username)
+        pp_config_fail(c, S_SECTION ".password", "a password needs a username");
+    m->ca_file = s_str_or_null(c, S_SECTION ".tls.ca_file");
+    m->cert_file = s_str_or_null(c, S_SECTION ".tls.cert_file");
+    m->key_file = s_str_or_null(c, S_SECTION ".tls.key_file");
+    m->tls_verify = pp_config_bool(c, S_SECTION ".tls.verify", true);
+    const char *files[][2] = {{S_SECTION ".tls.ca_file", m->ca_file},
+                              {S_SECTION ".tls.cert_file", m->cert_file},
+                              {S_SECTION ".tls.key_file", m->key_file}};
+    for (size_t i = 0; i < 3; i++) {
+        if (files[i][1] && access(files[i][1], R_OK) != 0)
+            pp_config_fail(c, files[i][0], "cannot read %s", files[i][1]);
+        if (files[i][1] && !tls)
+            pp_config_fail(c, files[i][0], "is set but uri is not ssl:// or mqtts://");
+    }
+    if (m->key_file && !m->cert_file)
+        pp_config_fail(c, S_SECTION ".tls.key_file", "a key file needs tls.cert_file");
+    m->keepalive_s = (int)pp_config_int(c, S_SECTION ".keepalive_s", 30, 0, 65535);
+    m->clean_session = pp_config_bool(c, S_SECTION ".clean_session", true);
+    m->connect_timeout_s = (int)pp_config_int(c, S_SECTION ".connect_timeout_s", 10, 1, 600);
+
+    cfg->qos = (int)pp_config_int(c, S_SECTION ".qos", 1, 0, 2);
+    /* MQTT message ids are 16 bits, so at most 65535 QoS 1/2 publishes can be open. */
+    cfg->window = (int)pp_config_int(c, S_SECTION ".window", 1000, 1, 65535);
+    m->max_inflight = cfg->window;
+    cfg->buffer_max = (size_t)pp_config_int(c, S_SECTION ".buffer_max", 100000, 1, 100000000);
+    cfg->drain_ms = (int)pp_config_int(c, S_SECTION ".drain_ms", 5000, 0, 3600000);
+    cfg->rcvhwm = (int)pp_config_int(c, S_SECTION ".rcvhwm", 100, 1, 1000000);
+    cfg->rcvbuf = (int)pp_config_int(c, S_SECTION ".rcvbuf", 65536, 4096, 64 << 20);
+    cfg->reconnect_min_ms = (int)pp_config_int(c, S_SECTION ".reconnect_min_ms", 100, 10, 600000);
+    cfg->reconnect_max_ms = (int)pp_config_int(c, S_SECTION ".reconnect_max_ms", 5000, 10, 3600000);
+    if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
+        pp_config_fail(c, S_SECTION ".reconnect_max_ms", "is below reconnect_min_ms");
+    cfg->max_attempts = (int)pp_config_int(c, S_SECTION ".max_attempts", 100, 0, 1000000);
+    cfg->max_job_bytes =
+        (size_t)pp_config_int(c, S_SECTION ".max_job_bytes", 16 << 20, 64, 256 << 20);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option extra[] = {{"uri", required_argument, NULL, OPT_URI},
+                                          {NULL, 0, NULL, 0}};
+    pp_proc_t *proc = pp_proc_new("mqtt-sender", S_SECTION,
+                                  "  --uri URI           the MQTT broker (mqtt_sender.uri; "
+                                  "default tcp://127.0.0.1:1883)\n",
+                                  argc, argv, extra, s_option, NULL);
+    pp_mqtt_sender_cfg_t cfg;
+    char client_id[160];
+    s_read_config(proc, &cfg, client_id, sizeof client_id);
+    pp_curve_t *curve = pp_curve_new(pp_proc_config(proc), false);
+    if (pp_proc_ready(proc, S_DEFAULT_METRICS_PORT) != 0) {
+        pp_curve_destroy(&curve);
+        pp_proc_destroy(&proc);
+        return 2;
+    }
+    char err[256];
+    pp_mqtt_sender_t *s = pp_mqtt_sender_new(&cfg, pp_proc_metrics(proc), curve, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "pushpipe-mqtt-sender: %s\n", err);
+        pp_error("start_failed", "error=\"%s\"", err);
+        pp_curve_destroy(&curve);
+        pp_proc_destroy(&proc);
+        return 2;
+    }
+    pp_info("sender_started", "pull=%s uri=%s client_id=%s window=%d buffer_max=%zu qos=%d",
+            cfg.pull_endpoint, cfg.mqtt.uri, cfg.mqtt.client_id, cfg.window, cfg.buffer_max,
+            cfg.qos);
+    pp_mqtt_sender_run(s);
+    pp_mqtt_sender_destroy(&s);
+    pp_curve_destroy(&curve);
+    pp_proc_destroy(&proc);
+    return 0;
+}
