@@ -1,0 +1,55 @@
+/*  pushpipe-broker: intake, validation, stamping, and the hub between stages.
+    The skeleton only; the work is in pp_broker.c. */
+#include "pp_broker.h"
+#include "pp_curve.h"
+#include "pp_proc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { OPT_BIND = 1000 };
+
+static const struct option s_options[] = {
+    {"bind", required_argument, NULL, OPT_BIND},
+    {NULL, 0, NULL, 0},
+};
+
+static const char s_usage[] =
+    "  --bind ADDR         base address of the broker's sockets (sets broker.bind,\n"
+    "                      default tcp://127.0.0.1:5560; deployments use tcp://0.0.0.0:5560)\n";
+
+static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
+{
+    (void)ctx;
+    if (val == OPT_BIND) {
+        pp_config_set_str(pp_proc_config(proc), "broker.bind", arg);
+        return 0;
+    }
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    pp_proc_t *proc =
+        pp_proc_new("broker", "broker", s_usage, argc, argv, s_options, s_option, NULL);
+    pp_config_t *config = pp_proc_config(proc);
+    pp_broker_config_t cfg;
+    pp_broker_config_read(config, &cfg);
+    pp_curve_t *curve = pp_curve_new(config, true);
+    if (!curve || pp_proc_ready(proc, 9600) != 0) {
+        pp_curve_destroy(&curve);
+        pp_proc_destroy(&proc);
+        return 2;
+    }
+    pp_broker_t *broker = pp_broker_new(&cfg, curve, pp_proc_metrics(proc));
+    int rc = 1;
+    if (broker) {
+        rc = pp_broker_run(broker) == 0 ? 0 : 1;
+        pp_broker_drain(broker);
+        pp_broker_destroy(&broker);
+    }
+    pp_curve_destroy(&curve);
+    pp_proc_destroy(&proc);
+    pp_info("stopped", "exit=%d", rc);
+    return rc;
+}

@@ -1,0 +1,94 @@
+/*  pp_dispatch: the hub side of the acknowledged, credit-based link to one worker pool
+    (resolve, apns or mqtt). See docs/link-protocol.md for the wire format.
+
+    The dispatcher owns one ROUTER socket (bound, ZMQ_ROUTER_MANDATORY). Workers connect
+    DEALERs (common/pp_link.h), grant credit with "R", and acknowledge finished jobs with
+    "A". The dispatcher keeps a bounded FIFO of pending jobs; it sends a job only to a
+    worker that has credit, and keeps every sent job (a refcounted zmq_msg_copy, not a byte
+    copy) until that worker acknowledges it. A worker unheard for timeout_ms, or one the
+    socket says is gone, is forgotten and its unacknowledged jobs go back to the front of
+    the pending FIFO, so a worker killed with kill -9 loses nothing: delivery is
+    at-least-once (a job can reach a second worker if the first died after doing it).
+
+    Typical loop (one thread; not thread-safe):
+        poll pp_dispatch_socket(d) for ZMQ_POLLIN with timeout pp_dispatch_tick(d, now)
+        if readable: pp_dispatch_on_readable(d)
+        read inputs that feed the pool while !pp_dispatch_full(d), pp_dispatch_enqueue(...)
+        pp_dispatch_pump(d)
+
+    Metrics (label pool="<pool_name>"): link_jobs_sent_total, link_acks_total,
+    link_requeued_total, link_worker_deaths_total, link_unknown_acks_total,
+    link_bad_messages_total{kind}, and gauges link_workers, link_pending, link_in_flight.
+*/
+#ifndef PP_DISPATCH_H
+#define PP_DISPATCH_H
+
+#include "pp_curve.h"
+#include "pp_metrics.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+typedef struct pp_dispatch_t pp_dispatch_t;
+
+#define PP_DISPATCH_DEFAULT_HEARTBEAT_MS 1000
+/*  Most credit one worker may hold; more is counted as bad (kind="credit_overflow") and
+    clamped, so a hostile worker cannot make the hub keep unbounded state for it. */
+#define PP_DISPATCH_MAX_CREDIT 100000u
+/*  Most workers per pool; further unknown routing ids are refused (kind="too_many_workers"). */
+#define PP_DISPATCH_MAX_WORKERS 1024u
+
+/*  Creates the ROUTER (czmq, curve applied when curve is not NULL), binds it to endpoint and
+    starts an empty pool. pool_name ("resolve", "apns", "mqtt") labels metrics and logs.
+    metrics may be NULL (a private registry is used). heartbeat_ms 0 means 1000;
+    timeout_ms 0 means 3 x heartbeat_ms. The pending FIFO takes at most max_msgs messages
+    and about max_bytes bytes (both >= 1). Returns NULL, with a logged error, if the bind
+    fails or an argument is invalid. */
+pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_curve_t *curve,
+                               pp_metrics_t *metrics, uint32_t heartbeat_ms, uint32_t timeout_ms,
+                               size_t max_msgs, size_t max_bytes);
+
+/*  Closes the socket (linger 0: unacknowledged jobs are the caller's to count as lost or
+    not; they are still in pending/in-flight), frees every held message; nulls *p. */
+void pp_dispatch_destroy(pp_dispatch_t **p);
+
+/*  The raw libzmq ROUTER handle, for zmq_poll with ZMQ_POLLIN. */
+void *pp_dispatch_socket(pp_dispatch_t *d);
+
+/*  Moves *job (one frame: the job's bytes, passed to the worker unchanged) to the back of the
+    pending FIFO and leaves *job empty. Returns 0, or -1 with *job untouched when the FIFO is
+    full (see pp_dispatch_full): the caller then stops reading the inputs feeding this pool. */
+int pp_dispatch_enqueue(pp_dispatch_t *d, zmq_msg_t *job);
+
+/*  True when pp_dispatch_enqueue would fail: max_msgs pending, or max_bytes reached. Jobs
+    requeued from dead workers may take the FIFO past its bounds (they are never dropped). */
+bool pp_dispatch_full(const pp_dispatch_t *d);
+
+/*  Reads every message waiting on the socket without blocking (R, A, H; anything else is
+    counted as bad and dropped), then sends what the new credit allows (pp_dispatch_pump). */
+void pp_dispatch_on_readable(pp_dispatch_t *d);
+
+/*  Sends pending jobs, oldest first, round-robin to workers with credit, never blocking. A
+    job the socket will not take now stays pending. Returns the number of jobs sent. */
+size_t pp_dispatch_pump(pp_dispatch_t *d);
+
+/*  Housekeeping; call at least as often as it asks. now_ms is pp_mono_ms(). Declares dead
+    (requeueing their in-flight jobs) the workers unheard for timeout_ms, sends "H" to
+    workers not sent anything for heartbeat_ms, and pumps. Returns the ms until it needs
+    calling again (>= 1). */
+int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms);
+
+/*  Forgets every worker and requeues all in-flight jobs to the front of the pending FIFO,
+    e.g. before a bounded drain with a fresh set of workers. Returns the number requeued. */
+size_t pp_dispatch_requeue_all(pp_dispatch_t *d);
+
+size_t pp_dispatch_pending(const pp_dispatch_t *d);
+size_t pp_dispatch_pending_bytes(const pp_dispatch_t *d);
+size_t pp_dispatch_in_flight(const pp_dispatch_t *d);
+size_t pp_dispatch_workers(const pp_dispatch_t *d);
+/*  Credit left summed over workers: jobs the pool would take now. */
+uint64_t pp_dispatch_credit(const pp_dispatch_t *d);
+
+#endif
