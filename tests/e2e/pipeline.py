@@ -1,93 +1,166 @@
-"""The whole pipeline on one host, with real everything.
+"""The whole pipeline on one host, with real everything (ctest e2e_pipeline).
 
-Starts redis-server, mosquitto, two APNs test servers (sandbox and production), the
-broker, two resolvers, an apns-sender and an mqtt-sender; seeds Redis with groups and
-users of every kind; sends pushes of all three types through the Python client, the C
-library (via pushpipe-send) and acknowledged mode; then asserts every APNs request the
-test servers accepted and every MQTT message a subscriber got: nothing missing, nothing
-extra, right topic, environment, ident and payload.
+Starts redis-server, mosquitto, two APNs test servers (sandbox and production, each taking
+token auth for com.example.app and certificate auth for com.example.certapp), the broker,
+two resolvers, an apns-sender and an mqtt-sender, all from one JSON config file; seeds
+Redis with groups and users of every kind; sends pushes of all three types through the
+Python client (the seed's call style and acknowledged mode) and pushpipe-send (libpushpipe;
+fire-and-forget and --ack), with channel and APNs/MQTT options; then asserts every APNs
+request the test servers accepted and every MQTT message a subscriber got: nothing missing,
+nothing extra, right topic, environment, app, headers and payload.
 
-The expected deliveries are computed here by an independent model of the rules in
-docs/resolver.md (the oracle), not by the code under test.
+The expected deliveries come from e2e_common.model, an independent model of the documented
+rules (the oracle), not from the code under test.
 """
 import collections
-import json
 import os
-import subprocess
 import sys
-import threading
 import time
 
-import pp_harness as h
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_common as e  # noqa: E402
+import pp_harness as h  # noqa: E402
 
-PREFIX = "e2e"
-APP = "com.example.app"        # token auth
-CERTAPP = "com.example.certapp"  # certificate auth
-TEAM = "TEAM123456"
-KID = "TESTKEY01"
-
-
-def tok(n):
-    return ("%02x" % n) * 32
-
-
-def seed(r):
-    users = {
-        "1": {"app_token": tok(1), "app_ident": APP, "app_version": "produce", "app_focus": "0"},
-        "2": {"app_token": tok(2), "app_ident": APP, "app_version": "develop",
-              "app_focus": "false"},
-        "3": {"app_token": tok(3), "app_ident": APP, "app_version": "produce", "app_focus": "1"},
-        "5": {"app_token": "", "app_ident": APP, "app_version": "produce"},
-        "6": {"app_token": tok(6), "app_ident": CERTAPP, "app_version": "produce"},
-        "7": {"app_token": tok(7), "app_ident": APP, "app_version": "beta"},
-        "8": {"app_token": tok(8), "app_ident": APP, "app_version": "develop",
-              "app_focus": "TRUE"},
-        "alice": {"app_token": tok(10), "app_ident": APP, "app_version": "develop"},
-    }
-    for uid, fields in users.items():
-        r.hset("User:%s" % uid, mapping=fields)
-    r.sadd("GroupAppleUser:100", "1", "2", "3", "6", "9")  # 9 has no hash
-    r.sadd("GroupAppleUser:200", "7", "8", "alice")
-    return users
-
-
-def model(users, push_type, push_id, data, channels="all"):
-    """Returns (apns, mqtt): apns a list of (env, token, topic), mqtt a list of topics."""
-    apns, mqtt = [], []
-
-    def eligible(u):
-        f = users.get(u)
-        if not f or not f.get("app_token"):
-            return False
-        return str(f.get("app_focus", "")).lower() not in ("1", "true", "yes", "on")
-
-    def env(u):
-        v = users[u].get("app_version")
-        return "sandbox" if v == "develop" else "production"
-
-    if push_type == 1:
-        if channels in ("all", "mqtt"):
-            mqtt.append("%s/group/%s" % (PREFIX, push_id))
-        if channels in ("all", "apns"):
-            members = GROUPS[str(push_id)]
-            for u in members:
-                if eligible(u):
-                    apns.append((env(u), users[u]["app_token"], users[u]["app_ident"]))
-        return apns, mqtt
-    ids = push_id if push_type == 2 else [push_id]
-    seen = []
-    for i in ids:
-        i = str(i)
-        if i not in seen:
-            seen.append(i)
-    for u in seen:
-        if channels == "mqtt":
-            mqtt.append("%s/user/%s" % (PREFIX, u))
-        elif eligible(u):
-            apns.append((env(u), users[u]["app_token"], users[u]["app_ident"]))
-        elif channels == "all":
-            mqtt.append("%s/user/%s" % (PREFIX, u))
-    return apns, mqtt
+PUSHES = [
+    # the seed's call style: client(push_type, push_id, data)
+    {"via": "py", "type": 1, "id": 100, "data": {"alert": "hello group", "n": 1},
+     "as_text": True},  # json_data as JSON text, as the seed's callers may pass it
+    {"via": "py", "type": 1, "id": "200",
+     "data": {"title": "T", "body": "B", "badge": 2, "n": 2},
+     "opts": {"apns_collapse_id": "c-2", "mqtt_qos": 0}},
+    {"via": "py", "type": 2, "id": ["1", "2", "3", "5", "9", 6, "alice", "1", 1],
+     "data": {"aps": {"alert": "raw aps", "sound": "default"}, "n": 3}},
+    {"via": "py", "type": 3, "id": "7", "data": {"n": 4, "x": "bg"}},
+    {"via": "py", "type": 3, "id": 4, "data": {"alert": "focused", "n": 5}},
+    {"via": "py", "type": 3, "id": "alice", "data": {"alert": "h\u00e9llo \u2713", "n": 18}},
+    {"via": "py", "type": 1, "id": 300, "data": {"alert": "nobody", "n": 14}},
+    {"via": "py", "type": 3, "id": "6", "data": {"alert": "cert", "n": 15},
+     "opts": {"id": "trace-15"}},
+    # acknowledged mode (Python)
+    {"via": "py_ack", "type": 1, "id": "100", "data": {"alert": "ack group", "n": 6},
+     "opts": {"channels": "apns"}},
+    {"via": "py_ack", "type": 1, "id": 200, "data": {"n": 7, "sound": "ping"},
+     "opts": {"channels": "mqtt"}},
+    {"via": "py_ack", "type": 2, "id": ["2", "3", "12", "13", "14", "11"],
+     "data": {"alert": "list", "n": 8}, "opts": {"channels": "apns", "apns_priority": 5}},
+    {"via": "py_ack", "type": 2, "id": ["1", "5", "alice"], "data": {"alert": "mq", "n": 9},
+     "opts": {"channels": "mqtt"}},
+    {"via": "py_ack", "type": 3, "id": "14",
+     "data": {"alert": {"title": "t", "body": "b"}, "n": 17, "custom": {"a": 1}},
+     "opts": {"apns_push_type": "alert", "apns_priority": 1}},
+    # pushpipe-send (libpushpipe), fire-and-forget and --ack
+    {"via": "send", "type": 3, "id": "1", "data": {"alert": "cli", "n": 10},
+     "opts": {"ttl": 3600, "apns_priority": 10}},
+    {"via": "send_ack", "type": 1, "id": "100", "data": {"alert": "cli group", "n": 11},
+     "opts": {"apns_expiration": 2000000000, "apns_collapse_id": "grp"}},
+    {"via": "send_ack", "type": 2, "id": [1, 2, 8, "alice", 13], "data": {"badge": 7, "n": 12},
+     "opts": {"apns_push_type": "alert", "mqtt_qos": 2}},
+    {"via": "send", "type": 3, "id": "9", "data": {"n": 13, "k": [1, 2.5, {"z": None}]}},
+    {"via": "send_ack", "type": 1, "id": "999", "data": {"alert": "x", "n": 16}},
+    {"via": "send_ack", "type": 3, "id": "11", "data": {"title": "only title", "n": 19},
+     "opts": {"channels": "all", "apns_push_type": "alert"}},
+    # a long list (more ids than one pipelined Redis round), duplicates, a non-ASCII id
+    {"via": "py_ack", "type": 2,
+     "id": ["m%d" % i for i in range(580)] + ["1", "2", "3", "5", "6", "11", "12", "13",
+                                               "14", "\u00fc", "1", 2, "m7"],
+     "data": {"alert": "many", "n": 27}},
+    # push types with a topic suffix (voip: ".voip", payload limit 5120) and without
+    {"via": "py_ack", "type": 2, "id": ["1", "alice", "3"],
+     "data": {"alert": "call", "n": 25, "pad": "v" * 4300},
+     "opts": {"apns_push_type": "voip", "apns_priority": 10}},
+    {"via": "send", "type": 3, "id": "14", "data": {"n": 26, "where": "here"},
+     "opts": {"apns_push_type": "location", "apns_priority": 5}},
+    # expiration: ttl 0 and apns_expiration 0 mean "deliver once" (expiration 0); one in
+    # the past is dropped by the apns-sender (not sent, and not sent over MQTT either)
+    {"via": "py", "type": 3, "id": "2", "data": {"alert": "once", "n": 20}, "opts": {"ttl": 0}},
+    {"via": "send_ack", "type": 3, "id": "1", "data": {"alert": "once too", "n": 21},
+     "opts": {"apns_expiration": 0}},
+    {"via": "py_ack", "type": 2, "id": ["alice", "5"], "data": {"alert": "too late", "n": 22},
+     "opts": {"apns_expiration": 1000000000}},
+    # data too large for APNs (but not for the broker): MQTT users still get it
+    {"via": "py", "type": 2, "id": ["1", "5"], "data": {"alert": "big", "n": 23,
+                                                       "blob": "x" * 6000}},
+    {"via": "py", "type": 1, "id": "100", "data": {"alert": "big", "n": 24,
+                                                   "blob": "y" * 6000}},
+]
 
 
-GROUPS = {"100": ["1", "2", "3", "6", "9"], "200": ["7", "8", "alice"]}
+def main():
+    args = h.parse_args()
+    checks = h.Checks()
+    wd = h.workdir("e2e-pipeline")
+    print("workdir %s" % wd, flush=True)
+    # Small batches and a low scan threshold, so that one message becomes several jobs and
+    # group 200 (9 members) is streamed with SSCAN while group 100 (5) is read at once.
+    pl = e.Pipeline(args.build_dir, wd, overrides={
+        "resolver.group_scan_threshold": 5, "resolver.scan_count": 2,
+        "resolver.batch.max_targets": 2, "resolver.batch.max_topics": 2})
+    pl.seed()
+    sub = pl.subscriber()
+
+    t0 = time.time()
+    for p in PUSHES:
+        p["sent_at"] = t0
+    results = e.send(e.LOCAL, pl.address, PUSHES, wd, build_dir=args.build_dir)
+    by_via = collections.defaultdict(list)
+    for p, r in zip(PUSHES, results):
+        by_via[p["via"]].append(r)
+        checks.check("error" not in r, "push n=%d via %s sent (%s)"
+                     % (p["data"]["n"], p["via"], r.get("error", "ok")))
+        if p["via"].endswith("_ack"):
+            checks.check(bool(r.get("accepted")) and len(r["accepted"]) == 32,
+                         "push n=%d via %s: accepted with a message id (%r)"
+                         % (p["data"]["n"], p["via"], r.get("accepted")))
+    acked = [r.get("accepted") for r in results if r.get("accepted")]
+    checks.eq(len(set(acked)), len(acked), "message ids are unique")
+
+    want_a, want_m = e.expected(PUSHES)
+    print("model: %d APNs notifications, %d MQTT messages" % (sum(want_a.values()),
+                                                              sum(want_m.values())), flush=True)
+    got = e.settle(lambda: (pl.apns_count(), sub.count()),
+                   (sum(want_a.values()), sum(want_m.values())), timeout=60)
+    print("settled at %r" % (got,), flush=True)
+
+    by_n = {p["data"]["n"]: p for p in PUSHES}
+    recs = pl.apns_records()
+    got_a = collections.Counter(e.apns_tuple(r, by_n) for r in recs)
+    got_m = collections.Counter(e.mqtt_tuple(m) for m in sub.messages())
+    e.compare(checks, "APNs notifications (env, token, topic, push type, priority, "
+              "expiration, collapse id, payload)", want_a, got_a)
+    e.compare(checks, "MQTT messages (topic, payload, qos)", want_m, got_m)
+
+    # Authentication: token for the token app, the client certificate for the cert app.
+    bad_auth = [r for r in recs if r["auth"] != ("cert" if r["topic"] == e.CERTAPP
+                                                  else "token")]
+    checks.eq(len(bad_auth), 0, "every notification used its app's authentication")
+    checks.check(any(r["topic"] == e.CERTAPP and r["cert_cn"] == e.CERTAPP for r in recs),
+                 "certificate app notifications carry the client certificate's CN")
+    for env, srv in pl.apns.items():
+        st = srv.stats()
+        checks.eq(sum(st["rejected"].values()), 0,
+                  "%s APNs server rejected nothing (%r)" % (env, st["rejected"]))
+
+    # The stages' own counters agree with what arrived.
+    b = pl.broker
+    checks.eq(pl.metric(b, "accepted_total"), len(PUSHES), "broker accepted every push")
+    checks.eq(pl.metric(b, "rejected_total"), 0, "broker rejected nothing")
+    resolved = sum(pl.metric(r, "messages_total") for r in pl.resolvers)
+    checks.eq(resolved, len(PUSHES), "the two resolvers resolved every push once")
+    checks.check(all(pl.metric(r, "messages_total") > 0 for r in pl.resolvers),
+                 "both resolvers took part (%r)" % [pl.metric(r, "messages_total")
+                                                    for r in pl.resolvers])
+    checks.eq(pl.metric(pl.apns_sender, "delivered_total"), float(sum(want_a.values())),
+              "apns-sender counted every delivery")
+    checks.eq(pl.metric(pl.apns_sender, "expired_total"), 1.0,
+              "apns-sender dropped the one notification whose expiration had passed")
+    pl.check_alive(checks)
+
+    # Every stage stops cleanly on SIGTERM.
+    for p in reversed(pl.processes()):
+        checks.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
+    pl.check_logs(checks)
+    checks.finish()
+
+
+if __name__ == "__main__":
+    main()
