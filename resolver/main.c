@@ -1,0 +1,159 @@
+/*  pushpipe-resolver: RESOLVE jobs in (PULL from the broker's resolve endpoint), Redis
+    lookups, APNS jobs (PUSH to apns_in) and MQTT jobs (PUSH to mqtt_in) out.
+    Any number of resolvers run side by side: the broker's PUSH deals each RESOLVE job to
+    one of them. See docs/resolver.md.
+*/
+#include "pp_curve.h"
+#include "pp_endpoints.h"
+#include "pp_proc.h"
+#include "pp_resolver.h"
+#include "pp_user_rule.h"
+#include "pp_userdb.h"
+
+#include <czmq.h>
+#include <stdio.h>
+#include <string.h>
+
+#define S_DEFAULT_METRICS_PORT 9610
+
+typedef struct {
+    pp_resolver_cfg_t rc;
+    pp_userdb_cfg_t db;
+    int resolve_hwm, out_hwm, linger_ms;
+} s_config_t;
+
+static const char *s_usage = "Reads the \"resolver\" section of the config (docs/resolver.md).\n";
+
+static int s_no_options(pp_proc_t *proc, int val, const char *arg, void *ctx)
+{
+    (void)proc, (void)val, (void)arg, (void)ctx;
+    return -1;
+}
+
+static void s_read_redis(pp_config_t *c, pp_userdb_cfg_t *db)
+{
+    db->host = pp_config_str(c, "resolver.redis.host", "127.0.0.1");
+    db->port = (int)pp_config_int(c, "resolver.redis.port", 6379, 1, 65535);
+    db->unix_socket = pp_config_str(c, "resolver.redis.unix_socket", "");
+    db->password = pp_config_str(c, "resolver.redis.password", "");
+    db->db = (int)pp_config_int(c, "resolver.redis.db", 0, 0, 1000000);
+    db->connect_timeout_ms =
+        (int)pp_config_int(c, "resolver.redis.connect_timeout_ms", 1000, 1, 600000);
+    db->command_timeout_ms =
+        (int)pp_config_int(c, "resolver.redis.command_timeout_ms", 2000, 1, 600000);
+    db->backoff_max_ms = (int)pp_config_int(c, "resolver.redis.backoff_max_ms", 2000, 50, 60000);
+    db->pipeline = (size_t)pp_config_int(c, "resolver.redis.pipeline", 256, 1, 100000);
+}
+
+/*  The prefix becomes the first topic levels: no wildcards, no NUL, valid UTF-8. */
+static void s_check_prefix(pp_config_t *c, const char *prefix)
+{
+    size_t len = strlen(prefix);
+    if (len == 0 || len > 200 || strpbrk(prefix, "+#") || !pp_utf8_valid(prefix, len) ||
+        prefix[len - 1] == '/')
+        pp_config_fail(c, "resolver.mqtt_prefix",
+                       "\"%s\" is not a topic prefix (1..200 bytes, no '+', '#', no trailing '/')",
+                       prefix);
+}
+
+static void s_read_config(pp_config_t *c, s_config_t *cfg)
+{
+    pp_resolver_cfg_t *rc = &cfg->rc;
+    pp_user_rule_cfg_init(&rc->rule);
+    static const char *const envs[] = {"sandbox", "production", NULL};
+    rc->rule.default_env =
+        pp_config_enum(c, "resolver.default_environment", "production", envs) == 0
+            ? PP_ENV_SANDBOX
+            : PP_ENV_PRODUCTION;
+    const char *ident = pp_config_str(c, "resolver.default_ident", "");
+    rc->rule.default_ident = PP_STR_C(ident);
+    if (ident[0] && !pp_user_ident_valid(rc->rule.default_ident))
+        pp_config_fail(c, "resolver.default_ident", "not a bundle id (printable ASCII)");
+    rc->rule.token_min = (size_t)pp_config_int(c, "resolver.token_min_len", 16, 1, 4096);
+    rc->rule.token_max = (size_t)pp_config_int(c, "resolver.token_max_len", 200, 1, 4096);
+    if (rc->rule.token_min > rc->rule.token_max)
+        pp_config_fail(c, "resolver.token_min_len", "greater than resolver.token_max_len");
+    rc->fanout.mqtt_prefix = pp_config_str(c, "resolver.mqtt_prefix", "push");
+    s_check_prefix(c, rc->fanout.mqtt_prefix);
+    rc->fanout.max_targets =
+        (size_t)pp_config_int(c, "resolver.batch.max_targets", 500, 1, PP_JOB_MAX_TARGETS);
+    rc->fanout.max_topics =
+        (size_t)pp_config_int(c, "resolver.batch.max_topics", 500, 1, PP_JOB_MAX_TOPICS);
+    rc->scan_threshold =
+        (size_t)pp_config_int(c, "resolver.group_scan_threshold", 5000, 0, 100000000);
+    rc->scan_count = (size_t)pp_config_int(c, "resolver.scan_count", 1000, 1, 1000000);
+    rc->scan_dedupe_max =
+        (size_t)pp_config_int(c, "resolver.scan_dedupe_max", 2000000, 0, 1000000000);
+    rc->message_batch = (size_t)pp_config_int(c, "resolver.message_batch", 256, 1, 100000);
+    rc->drain_ms = (int)pp_config_int(c, "resolver.drain_timeout_ms", 5000, 0, 600000);
+    cfg->resolve_hwm = (int)pp_config_int(c, "resolver.resolve_hwm", 100, 1, 1000000);
+    cfg->out_hwm = (int)pp_config_int(c, "resolver.out_hwm", 100, 1, 1000000);
+    cfg->linger_ms = (int)pp_config_int(c, "resolver.linger_ms", 2000, 0, 600000);
+    s_read_redis(c, &cfg->db);
+    rc->pipeline = cfg->db.pipeline;
+}
+
+/*  Creates a czmq socket of type, applies CURVE, HWMs and linger, and connects it to the
+    broker's endpoint `which`. Returns NULL after logging on failure. */
+static zsock_t *s_socket(int type, pp_curve_t *curve, const char *broker, pp_ep_t which,
+                         const s_config_t *cfg)
+{
+    char ep[512];
+    if (pp_endpoint(broker, which, ep, sizeof ep) != 0) return NULL;
+    zsock_t *s = zsock_new(type);
+    if (!s) return NULL;
+    zsock_set_linger(s, cfg->linger_ms);
+    if (type == ZMQ_PULL)
+        zsock_set_rcvhwm(s, cfg->resolve_hwm);
+    else
+        zsock_set_sndhwm(s, cfg->out_hwm);
+    if (pp_curve_apply(curve, zsock_resolve(s)) != 0 || zsock_connect(s, "%s", ep) != 0) {
+        pp_error("connect_failed", "endpoint=%s role=%s", ep, pp_endpoint_name(which));
+        zsock_destroy(&s);
+        return NULL;
+    }
+    pp_info("connected", "endpoint=%s role=%s", ep, pp_endpoint_name(which));
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option none[] = {{NULL, 0, NULL, 0}};
+    pp_proc_t *proc =
+        pp_proc_new("resolver", "resolver", s_usage, argc, argv, none, s_no_options, NULL);
+    pp_config_t *c = pp_proc_config(proc);
+    s_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    s_read_config(c, &cfg);
+    const char *broker = pp_proc_broker_address(proc);
+    pp_curve_t *curve = pp_curve_new(c, false);
+    if (!curve || pp_proc_ready(proc, S_DEFAULT_METRICS_PORT) != 0) {
+        pp_curve_destroy(&curve);
+        pp_proc_destroy(&proc);
+        return 2;
+    }
+    pp_metrics_t *m = pp_proc_metrics(proc);
+    int rc = 1;
+    zsock_t *pull = s_socket(ZMQ_PULL, curve, broker, PP_EP_RESOLVE, &cfg);
+    zsock_t *apns = s_socket(ZMQ_PUSH, curve, broker, PP_EP_APNS_IN, &cfg);
+    zsock_t *mqtt = s_socket(ZMQ_PUSH, curve, broker, PP_EP_MQTT_IN, &cfg);
+    pp_userdb_t *db = pp_userdb_new(&cfg.db, m);
+    pp_resolver_t *r = NULL;
+    if (pull && apns && mqtt && db)
+        r = pp_resolver_new(&cfg.rc, m, db, zsock_resolve(pull), zsock_resolve(apns),
+                            zsock_resolve(mqtt));
+    if (r) {
+        pp_resolver_run(r);
+        rc = 0;
+    }
+    pp_resolver_destroy(&r);
+    pp_userdb_destroy(&db);
+    /* Closing PUSH sockets waits up to linger_ms for queued jobs to reach the broker. */
+    zsock_destroy(&pull);
+    zsock_destroy(&apns);
+    zsock_destroy(&mqtt);
+    pp_curve_destroy(&curve);
+    pp_info("stopped", "rc=%d", rc);
+    pp_proc_destroy(&proc);
+    return rc;
+}

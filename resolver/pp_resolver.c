@@ -1,0 +1,563 @@
+#include "pp_resolver.h"
+#include "pp_apns_payload.h"
+#include "pp_idset.h"
+#include "pp_log.h"
+#include "pp_proc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+/*  Reasons a recipient gets less than the rule would give (skipped_total{reason=...}). */
+typedef enum {
+    SK_BAD_ID = 0,    /* id in the job not usable (empty, too long, not UTF-8, '/', ...) */
+    SK_INVALID_TOKEN, /* app_token not hex of sane length */
+    SK_NO_IDENT,      /* token without app_ident and no default_ident */
+    SK_BAD_IDENT,     /* app_ident not printable ASCII or too long */
+    SK_NOT_ELIGIBLE,  /* channels "apns" and the user is not eligible for APNs */
+    SK_PAYLOAD,       /* eligible for APNs but the message has no usable APNs payload */
+    SK_DUPLICATE,     /* id given twice in a list, or returned twice by SSCAN */
+    SK_COUNT
+} s_skip_t;
+
+static const char *s_skip_names[SK_COUNT] = {
+    "bad_id", "invalid_token", "no_ident", "bad_ident", "not_eligible", "payload", "duplicate"};
+
+static const char *s_type_names[4] = {"unknown", "group", "users", "user"};
+
+/*  One received message and what belongs to it while it is resolved. */
+typedef struct {
+    pp_resolve_job_t job;
+    bool decoded;
+    pp_apns_payload_t payload;
+    size_t first, n; /* its users in r->ids / r->fields when looked up with others */
+} s_msg_t;
+
+struct pp_resolver_t {
+    pp_resolver_cfg_t cfg;
+    pp_userdb_t *db;
+    void *pull, *apns_push, *mqtt_push;
+    pp_fanout_t *fanout;
+    pp_idset_t *seen;
+    pp_user_fields_t *fields; /* pipeline entries */
+    zmq_msg_t *frames;        /* message_batch frames received at once */
+    s_msg_t *msgs;            /* their decoded jobs */
+    pp_str_t *ids;            /* scratch: the valid ids of the message or of a scan page */
+    size_t ids_cap;
+    uint64_t stop_at_ms; /* when SIGTERM was first seen while busy, 0 before */
+    /* the message in hand */
+    const pp_resolve_job_t *job;
+    bool apns_ok; /* the message has a usable APNs payload */
+    pp_ratelimit_t rl_job, rl_token, rl_msg;
+    pp_metric_t *m_messages[4], *m_bad_jobs, *m_skipped[SK_COUNT], *m_invalid_token;
+    pp_metric_t *m_env_defaulted, *m_ident_defaulted, *m_too_large, *m_payload_bad;
+    pp_metric_t *m_abandoned, *m_dropped[2], *m_scan_restarts, *m_dedupe_full, *m_eligible;
+    pp_metric_t *m_mqtt_users;
+};
+
+static void s_register(pp_resolver_t *r, pp_metrics_t *m)
+{
+    char labels[64];
+    for (int t = 1; t <= 3; t++) {
+        snprintf(labels, sizeof labels, "type=\"%s\"", s_type_names[t]);
+        r->m_messages[t] = pp_metrics_counter(m, "messages_total", "RESOLVE jobs resolved", labels);
+    }
+    r->m_messages[0] = NULL;
+    for (int k = 0; k < SK_COUNT; k++) {
+        snprintf(labels, sizeof labels, "reason=\"%s\"", s_skip_names[k]);
+        r->m_skipped[k] =
+            pp_metrics_counter(m, "skipped_total", "Recipients skipped, by reason", labels);
+    }
+    r->m_bad_jobs =
+        pp_metrics_counter(m, "bad_jobs_total", "RESOLVE frames that failed to decode", NULL);
+    r->m_invalid_token = pp_metrics_counter(
+        m, "invalid_token_total", "app_token values that are not hex of sane length", NULL);
+    r->m_env_defaulted =
+        pp_metrics_counter(m, "environment_defaulted_total",
+                           "APNs targets whose app_version was neither develop nor produce", NULL);
+    r->m_ident_defaulted = pp_metrics_counter(
+        m, "ident_defaulted_total", "APNs targets sent with resolver.default_ident", NULL);
+    r->m_too_large = pp_metrics_counter(m, "payload_too_large_total",
+                                        "Messages whose APNs payload is over Apple's limit", NULL);
+    r->m_payload_bad = pp_metrics_counter(m, "payload_invalid_total",
+                                          "Messages whose data cannot make an APNs payload", NULL);
+    r->m_abandoned = pp_metrics_counter(m, "messages_abandoned_total",
+                                        "Messages given up at shutdown while Redis was down", NULL);
+    r->m_dropped[0] =
+        pp_metrics_counter(m, "jobs_dropped_total", "Jobs not sent at shutdown", "kind=\"apns\"");
+    r->m_dropped[1] =
+        pp_metrics_counter(m, "jobs_dropped_total", "Jobs not sent at shutdown", "kind=\"mqtt\"");
+    r->m_scan_restarts = pp_metrics_counter(m, "scan_restarts_total",
+                                            "Group scans restarted after Redis came back", NULL);
+    r->m_dedupe_full = pp_metrics_counter(
+        m, "scan_dedupe_full_total", "Streamed groups too large to remember every member", NULL);
+    r->m_eligible =
+        pp_metrics_counter(m, "apns_eligible_total", "Users the rule sends to APNs", NULL);
+    r->m_mqtt_users =
+        pp_metrics_counter(m, "mqtt_users_total", "Users the rule sends to MQTT", NULL);
+}
+
+static int s_reserve_ids(pp_resolver_t *r, size_t n)
+{
+    if (n <= r->ids_cap) return 0;
+    pp_str_t *ids = realloc(r->ids, n * sizeof *ids);
+    if (!ids) return -1;
+    r->ids = ids;
+    r->ids_cap = n;
+    return 0;
+}
+
+static int s_send(void *ctx, int kind, const void *buf, size_t len);
+
+pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metrics, pp_userdb_t *db,
+                               void *pull, void *apns_push, void *mqtt_push)
+{
+    pp_resolver_t *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->cfg = *cfg;
+    r->db = db;
+    r->pull = pull;
+    r->apns_push = apns_push;
+    r->mqtt_push = mqtt_push;
+    r->rl_job = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
+    r->rl_token = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
+    r->rl_msg = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
+    s_register(r, metrics);
+    r->fanout = pp_fanout_new(&cfg->fanout, metrics, s_send, r);
+    r->seen = pp_idset_new(cfg->scan_dedupe_max);
+    r->fields = calloc(cfg->pipeline, sizeof *r->fields);
+    r->frames = calloc(cfg->message_batch, sizeof *r->frames);
+    r->msgs = calloc(cfg->message_batch, sizeof *r->msgs);
+    if (!r->fanout || !r->seen || !r->fields || !r->frames || !r->msgs ||
+        s_reserve_ids(r, cfg->pipeline) != 0) {
+        pp_resolver_destroy(&r);
+        return NULL;
+    }
+    return r;
+}
+
+void pp_resolver_destroy(pp_resolver_t **p)
+{
+    if (!p || !*p) return;
+    pp_resolver_t *r = *p;
+    pp_fanout_destroy(&r->fanout);
+    pp_idset_destroy(&r->seen);
+    free(r->fields);
+    free(r->frames);
+    free(r->msgs);
+    free(r->ids);
+    free(r);
+    *p = NULL;
+}
+
+/*  True once stopping and the drain time since the stop is over. */
+static bool s_past_drain(pp_resolver_t *r)
+{
+    if (!pp_proc_stopping()) return false;
+    uint64_t now = pp_mono_ms();
+    if (!r->stop_at_ms) r->stop_at_ms = now;
+    return now - r->stop_at_ms >= (uint64_t)r->cfg.drain_ms;
+}
+
+static bool s_give_up(void *ctx)
+{
+    return s_past_drain(ctx);
+}
+
+/*  Sends one job; waits while the PUSH queue is full (backpressure from the broker) but
+    gives up once stopping and past the drain time. */
+static int s_send(void *ctx, int kind, const void *buf, size_t len)
+{
+    pp_resolver_t *r = ctx;
+    void *sock = kind == PP_JOB_APNS ? r->apns_push : r->mqtt_push;
+    for (;;) {
+        if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0) return 0;
+        if (errno != EAGAIN && errno != EINTR) break;
+        if (s_past_drain(r)) break;
+        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, 100);
+    }
+    pp_metric_inc(r->m_dropped[kind == PP_JOB_APNS ? 0 : 1]);
+    pp_error("job_dropped", "kind=%s bytes=%zu error=\"%s\"", kind == PP_JOB_APNS ? "apns" : "mqtt",
+             len, zmq_strerror(errno));
+    return -1;
+}
+
+static void s_skip(pp_resolver_t *r, s_skip_t why, pp_str_t uid)
+{
+    pp_metric_inc(r->m_skipped[why]);
+    if (why == SK_INVALID_TOKEN) pp_metric_inc(r->m_invalid_token);
+    if (why == SK_INVALID_TOKEN || why == SK_BAD_ID || why == SK_BAD_IDENT || why == SK_NO_IDENT) {
+        uint32_t suppressed;
+        if (pp_ratelimit_allow(&r->rl_token, &suppressed)) {
+            char q[96], m[80];
+            pp_warn("recipient_skipped", "reason=%s uid=%s msg_id=%s suppressed=%u",
+                    s_skip_names[why], pp_log_quote(uid.ptr, uid.len, 64, q, sizeof q),
+                    pp_log_quote(r->job->msg_id.ptr, r->job->msg_id.len, 40, m, sizeof m),
+                    suppressed);
+        }
+    }
+}
+
+/*  Applies the rule to one looked-up user. In a group, users not sent to APNs get nothing
+    more: the group publish covers them. */
+static void s_apply(pp_resolver_t *r, pp_str_t uid, const pp_user_fields_t *f, bool group)
+{
+    pp_user_decision_t d;
+    pp_user_decide(&r->cfg.rule, f, &d);
+    bool mqtt_ch = r->job->opts.channels & PP_CH_MQTT;
+    if (d.verdict == PP_USER_APNS) {
+        pp_metric_inc(r->m_eligible);
+        if (!r->apns_ok) {
+            s_skip(r, SK_PAYLOAD, uid);
+            return;
+        }
+        if (d.env_defaulted) pp_metric_inc(r->m_env_defaulted);
+        if (d.ident_defaulted) pp_metric_inc(r->m_ident_defaulted);
+        pp_fanout_apns(r->fanout, d.ident, d.env, uid, f->token);
+        return;
+    }
+    if (d.verdict == PP_USER_BAD_TOKEN)
+        s_skip(r, SK_INVALID_TOKEN, uid);
+    else if (d.verdict == PP_USER_NO_IDENT)
+        s_skip(r, SK_NO_IDENT, uid);
+    else if (d.verdict == PP_USER_BAD_IDENT)
+        s_skip(r, SK_BAD_IDENT, uid);
+    if (!mqtt_ch) {
+        s_skip(r, SK_NOT_ELIGIBLE, uid);
+        return;
+    }
+    if (!group) {
+        pp_metric_inc(r->m_mqtt_users);
+        pp_fanout_topic(r->fanout, "user", uid);
+    }
+}
+
+/*  Looks up and applies the rule to n users, pipeline by pipeline, with the next round
+    already sent while this one is handled (Redis and the resolver work at the same time).
+    A Redis failure repeats from the first round not handled: earlier rounds are already
+    emitted. Returns 0, or -1 when abandoned at shutdown. */
+static int s_lookup_users(pp_resolver_t *r, const pp_str_t *ids, size_t n, bool group)
+{
+    size_t sent = 0, done = 0, pipeline = r->cfg.pipeline;
+    while (done < n) {
+        int rc = 0;
+        while (rc == 0 && sent < n && pp_userdb_users_in_flight(r->db) < 2) {
+            size_t k = n - sent < pipeline ? n - sent : pipeline;
+            rc = pp_userdb_users_send(r->db, ids + sent, k);
+            sent += rc == 0 ? k : 0;
+        }
+        size_t k = 0;
+        if (rc == 0) rc = pp_userdb_users_recv(r->db, ids + done, r->fields, &k);
+        if (rc != 0) {
+            if (pp_userdb_recover(r->db, s_give_up, r) != 0) return -1;
+            sent = done; /* the rounds in flight were lost with the connection */
+            continue;
+        }
+        for (size_t i = 0; i < k; i++)
+            s_apply(r, ids[done + i], &r->fields[i], group);
+        done += k;
+    }
+    return 0;
+}
+
+/*  Repeats a Redis call until it succeeds or the resolver gives up at shutdown. */
+#define S_RETRY(r, call)                                                                           \
+    while ((call) != 0)                                                                            \
+        if (pp_userdb_recover((r)->db, s_give_up, (r)) != 0) return -1
+
+/*  Streams a large group with SSCAN. Members already handled are remembered (pp_idset) so
+    that duplicates from SSCAN and pages seen again after a restarted scan are skipped. After
+    a reconnect the cursor may mean nothing to the server (a restarted Redis hashes
+    differently), so the scan starts over from 0 and relies on that memory. */
+static int s_scan_group(pp_resolver_t *r, pp_str_t gid)
+{
+    char cursor[32] = "0";
+    bool dedupe = true;
+    uint64_t session = pp_userdb_session(r->db);
+    pp_idset_reset(r->seen);
+    bool done = false;
+    while (!done) {
+        const pp_str_t *members;
+        size_t n;
+        if (pp_userdb_session(r->db) != session) {
+            session = pp_userdb_session(r->db);
+            if (dedupe && strcmp(cursor, "0") != 0) {
+                pp_metric_inc(r->m_scan_restarts);
+                pp_info("scan_restarted", "reason=redis_reconnected seen=%zu",
+                        pp_idset_size(r->seen));
+                strcpy(cursor, "0");
+            }
+        }
+        if (pp_userdb_group_scan(r->db, gid, cursor, r->cfg.scan_count, &members, &n) != 0) {
+            if (pp_userdb_recover(r->db, s_give_up, r) != 0) return -1;
+            continue;
+        }
+        if (s_reserve_ids(r, n) != 0) return -1;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            int added = dedupe ? pp_idset_add(r->seen, members[i].ptr, members[i].len) : 1;
+            if (added == 0) {
+                s_skip(r, SK_DUPLICATE, members[i]);
+                continue;
+            }
+            if (added < 0) {
+                dedupe = false;
+                pp_metric_inc(r->m_dedupe_full);
+                pp_warn("scan_dedupe_full", "members=%zu", pp_idset_size(r->seen));
+            }
+            r->ids[k++] = members[i];
+        }
+        done = strcmp(cursor, "0") == 0;
+        if (s_lookup_users(r, r->ids, k, true) != 0) return -1;
+    }
+    pp_idset_reset(r->seen);
+    return 0;
+}
+
+static int s_group(pp_resolver_t *r)
+{
+    pp_str_t gid = r->job->ids[0];
+    const pp_resolve_job_t *job = r->job;
+    if (!pp_user_id_valid(gid, PP_USER_MAX_ID)) {
+        s_skip(r, SK_BAD_ID, gid);
+        return 0;
+    }
+    if (job->opts.channels & PP_CH_MQTT) {
+        pp_fanout_topic(r->fanout, "group", gid);
+        pp_fanout_flush_mqtt(r->fanout); /* before a possibly long member lookup */
+    }
+    if (!(job->opts.channels & PP_CH_APNS) || !r->apns_ok)
+        return 0; /* nothing to look up: no APNs for this message */
+    long long size = 0;
+    S_RETRY(r, pp_userdb_group_size(r->db, gid, &size));
+    if (size <= 0) return 0; /* no such group (or not a set: counted by the userdb) */
+    if (size > (long long)r->cfg.scan_threshold) return s_scan_group(r, gid);
+    const pp_str_t *members;
+    size_t n;
+    S_RETRY(r, pp_userdb_group_members(r->db, gid, &members, &n));
+    return s_lookup_users(r, members, n, true);
+}
+
+/*  Writes the valid ids of a type 2/3 job into out (room for job->n_ids), each once: the
+    broker de-duplicates lists, doing it again here is cheap and means a list with
+    duplicates (an older broker, a bug) still gives each user one push. Returns the count. */
+static size_t s_prepare_ids(pp_resolver_t *r, const pp_resolve_job_t *job, pp_str_t *out)
+{
+    bool dedupe = job->n_ids > 1;
+    if (dedupe) pp_idset_reset(r->seen);
+    size_t n = 0;
+    for (size_t i = 0; i < job->n_ids; i++) {
+        pp_str_t id = job->ids[i];
+        if (!pp_user_id_valid(id, PP_USER_MAX_ID)) {
+            s_skip(r, SK_BAD_ID, id);
+            continue;
+        }
+        if (dedupe && pp_idset_add(r->seen, id.ptr, id.len) == 0) {
+            s_skip(r, SK_DUPLICATE, id);
+            continue;
+        }
+        out[n++] = id;
+    }
+    if (dedupe) pp_idset_reset(r->seen);
+    return n;
+}
+
+/*  Types 2 and 3: every valid id by the rule (channels "mqtt": user topics, no lookups). */
+static int s_users(pp_resolver_t *r)
+{
+    const pp_resolve_job_t *job = r->job;
+    if (s_reserve_ids(r, job->n_ids) != 0) return -1;
+    size_t n = s_prepare_ids(r, job, r->ids);
+    if (job->opts.channels == PP_CH_MQTT) {
+        for (size_t i = 0; i < n; i++) {
+            pp_metric_inc(r->m_mqtt_users);
+            pp_fanout_topic(r->fanout, "user", r->ids[i]);
+        }
+        return 0;
+    }
+    return s_lookup_users(r, r->ids, n, false);
+}
+
+static void s_bad_job(pp_resolver_t *r, const char *why, size_t len)
+{
+    pp_metric_inc(r->m_bad_jobs);
+    uint32_t suppressed;
+    if (pp_ratelimit_allow(&r->rl_job, &suppressed))
+        pp_warn("bad_resolve_job", "reason=%s bytes=%zu suppressed=%u", why, len, suppressed);
+}
+
+/*  Builds the message's APNs payload when it may use APNs; sets r->apns_ok. */
+static void s_payload(pp_resolver_t *r, pp_apns_payload_t *payload)
+{
+    const pp_resolve_job_t *job = r->job;
+    r->apns_ok = false;
+    memset(payload, 0, sizeof *payload);
+    if (!(job->opts.channels & PP_CH_APNS)) return;
+    const char *why = NULL;
+    if (pp_apns_payload_build(job->data_json, job->opts.apns_push_type, job->opts.apns_priority,
+                              payload, &why) == 0) {
+        r->apns_ok = true;
+        return;
+    }
+    pp_metric_inc(strcmp(why, "too_large") == 0 ? r->m_too_large : r->m_payload_bad);
+    uint32_t suppressed;
+    if (pp_ratelimit_allow(&r->rl_msg, &suppressed)) {
+        char m[80];
+        pp_warn("apns_payload_rejected", "reason=%s msg_id=%s data_bytes=%zu suppressed=%u", why,
+                pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, m, sizeof m), job->data_json.len,
+                suppressed);
+    }
+}
+
+static void s_decode(pp_resolver_t *r, s_msg_t *m, const void *buf, size_t len)
+{
+    const char *why = "bad_frame";
+    m->decoded = pp_resolve_job_decode(buf, len, &m->job, &why) == 0;
+    if (!m->decoded) s_bad_job(r, why ? why : "bad_frame", len);
+}
+
+/*  Starts resolving m: the APNs payload (once per message) and the fan-out. */
+static void s_msg_begin(pp_resolver_t *r, s_msg_t *m)
+{
+    r->job = &m->job;
+    pp_metric_inc(r->m_messages[m->job.push_type]);
+    s_payload(r, &m->payload);
+    pp_fanout_begin(r->fanout, &m->job, r->apns_ok ? &m->payload : NULL);
+}
+
+/*  Ends m: sends what is batched (even when abandoned: what was resolved goes out). */
+static void s_msg_end(pp_resolver_t *r, s_msg_t *m, int rc)
+{
+    const pp_resolve_job_t *job = &m->job;
+    pp_fanout_flush(r->fanout);
+    char q[80];
+    if (rc != 0) {
+        pp_metric_inc(r->m_abandoned);
+        pp_error("message_abandoned", "msg_id=%s reason=redis_unavailable_at_shutdown",
+                 pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q));
+    } else if (pp_log_enabled(PP_LOG_DEBUG)) {
+        pp_debug("message_resolved", "msg_id=%s type=%s ids=%zu",
+                 pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q),
+                 s_type_names[job->push_type], job->n_ids);
+    }
+    pp_apns_payload_clear(&m->payload);
+    r->job = NULL;
+}
+
+/*  Small type 2/3 messages that need lookups are looked up together with their
+    neighbours: one pipelined round for many single-user messages. */
+static bool s_batchable(const pp_resolver_t *r, const pp_resolve_job_t *job)
+{
+    return job->push_type != 1 && job->opts.channels != PP_CH_MQTT && job->n_ids <= r->cfg.pipeline;
+}
+
+/*  Looks up r->ids[0..n) (n <= pipeline) into r->fields, retrying while Redis is away. */
+static int s_prefetch(pp_resolver_t *r, size_t n)
+{
+    while (n && pp_userdb_users(r->db, r->ids, n, r->fields) != 0)
+        if (pp_userdb_recover(r->db, s_give_up, r) != 0) return -1;
+    return 0;
+}
+
+/*  Resolves msgs[i..] that can share one pipelined lookup; returns the index after them. */
+static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size_t n)
+{
+    size_t total = 0, j = i;
+    for (; j < n; j++) {
+        s_msg_t *m = &msgs[j];
+        if (!m->decoded) continue;
+        if (!s_batchable(r, &m->job) || total + m->job.n_ids > r->cfg.pipeline) break;
+        r->job = &m->job; /* for the skip log lines */
+        m->first = total;
+        m->n = s_prepare_ids(r, &m->job, r->ids + total);
+        total += m->n;
+    }
+    int rc = s_prefetch(r, total);
+    for (size_t k = i; k < j; k++) {
+        s_msg_t *m = &msgs[k];
+        if (!m->decoded) continue;
+        s_msg_begin(r, m);
+        for (size_t u = 0; rc == 0 && u < m->n; u++)
+            s_apply(r, r->ids[m->first + u], &r->fields[m->first + u], false);
+        s_msg_end(r, m, rc);
+    }
+    return j;
+}
+
+/*  Resolves decoded messages in order. Returns 0, or -1 if any was abandoned. */
+static int s_resolve_all(pp_resolver_t *r, s_msg_t *msgs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n;) {
+        s_msg_t *m = &msgs[i];
+        if (!m->decoded) {
+            rc = -1;
+            i++;
+        } else if (s_batchable(r, &m->job)) {
+            i = s_resolve_together(r, msgs, i, n);
+        } else {
+            s_msg_begin(r, m);
+            int one = m->job.push_type == 1 ? s_group(r) : s_users(r);
+            s_msg_end(r, m, one);
+            rc |= one;
+            i++;
+        }
+    }
+    return rc;
+}
+
+int pp_resolver_handle(pp_resolver_t *r, const void *buf, size_t len)
+{
+    s_msg_t m;
+    memset(&m, 0, sizeof m);
+    s_decode(r, &m, buf, len);
+    int rc = s_resolve_all(r, &m, 1);
+    if (m.decoded) pp_resolve_job_clear(&m.job);
+    return rc;
+}
+
+/*  Receives up to message_batch frames without waiting; multi-part messages are not jobs.
+    Returns how many single frames are in msgs. */
+static size_t s_receive(pp_resolver_t *r)
+{
+    size_t n = 0;
+    while (n < r->cfg.message_batch) {
+        zmq_msg_t *msg = &r->frames[n];
+        zmq_msg_init(msg);
+        if (zmq_msg_recv(msg, r->pull, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(msg);
+            break;
+        }
+        if (zmq_msg_more(msg)) {
+            size_t len = zmq_msg_size(msg);
+            while (zmq_msg_more(msg) && zmq_msg_recv(msg, r->pull, ZMQ_DONTWAIT) >= 0) {
+            }
+            zmq_msg_close(msg);
+            s_bad_job(r, "multipart", len);
+            continue;
+        }
+        n++;
+    }
+    return n;
+}
+
+void pp_resolver_run(pp_resolver_t *r)
+{
+    while (!pp_proc_stopping()) {
+        zmq_pollitem_t it = {r->pull, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&it, 1, 200);
+        if (rc <= 0 || !(it.revents & ZMQ_POLLIN)) continue;
+        size_t n = s_receive(r);
+        memset(r->msgs, 0, n * sizeof *r->msgs);
+        for (size_t i = 0; i < n; i++)
+            s_decode(r, &r->msgs[i], zmq_msg_data(&r->frames[i]), zmq_msg_size(&r->frames[i]));
+        s_resolve_all(r, r->msgs, n);
+        for (size_t i = 0; i < n; i++) {
+            if (r->msgs[i].decoded) pp_resolve_job_clear(&r->msgs[i].job);
+            zmq_msg_close(&r->frames[i]);
+        }
+    }
+}
