@@ -1,0 +1,682 @@
+/*  pp_dispatch: hub side of the credit-based link (docs/link-protocol.md). */
+#include "pp_dispatch.h"
+
+#include "pp_log.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*  Most messages read per pp_dispatch_on_readable call, so that one chatty pool cannot
+    starve the broker's other sockets; zmq_poll reports the socket readable again. */
+#define S_MAX_READS 4096
+/*  Most jobs sent to one worker before the pump moves on to the next (fairness vs. the
+    cost of walking the worker list per job). */
+#define S_BATCH 64
+/*  Most sequence numbers in one "A" frame. */
+#define S_MAX_ACKS 65536
+
+enum {
+    BAD_COMMAND_SIZE,
+    BAD_UNKNOWN_COMMAND,
+    BAD_CREDIT_FRAME,
+    BAD_ACK_FRAME,
+    BAD_HEARTBEAT_FRAME,
+    BAD_TOO_MANY_WORKERS,
+    BAD_CREDIT_OVERFLOW,
+    BAD_COUNT
+};
+static const char *s_bad_names[BAD_COUNT] = {
+    "command_size",    "unknown_command",  "credit_frame",   "ack_frame",
+    "heartbeat_frame", "too_many_workers", "credit_overflow"};
+
+/*  One job sent and not yet acknowledged. Slots of a worker are kept in the order sent, so
+    their seqs increase and an ack finds its slot by binary search (acks may come out of
+    order; acknowledged slots stay as holes until the oldest one is acknowledged). */
+typedef struct {
+    uint64_t seq;
+    bool live;
+    zmq_msg_t msg;
+} s_slot_t;
+
+typedef struct {
+    uint8_t id[256];
+    size_t id_len;
+    uint32_t credit;
+    uint64_t last_heard;
+    uint64_t last_sent;
+    s_slot_t *ring; // hand-written ring: no per-job malloc, seq lookup by binary search
+    size_t cap, head, len, live;
+} s_worker_t;
+
+struct pp_dispatch_t {
+    char pool[32];
+    zsock_t *sock;
+    void *raw;
+    pp_metrics_t *metrics;
+    pp_metrics_t *own_metrics;
+    uint32_t heartbeat_ms, timeout_ms;
+    size_t max_msgs, max_bytes;
+    // Pending FIFO, a ring that also takes pushes at the front (requeues): pp_msgq cannot.
+    zmq_msg_t *pend;
+    size_t pend_cap, pend_head, pend_len, pend_bytes;
+    s_worker_t **workers;
+    size_t nworkers, workers_cap, rr;
+    size_t in_flight;
+    uint64_t credit;
+    uint64_t next_seq;
+    pp_ratelimit_t rl;
+    pp_metric_t *m_sent, *m_acks, *m_requeued, *m_deaths, *m_unknown_acks;
+    pp_metric_t *m_workers, *m_pending, *m_in_flight;
+    pp_metric_t *m_bad[BAD_COUNT];
+};
+
+// ---------------------------------------------------------------- pending FIFO
+
+static int s_pend_grow(pp_dispatch_t *d)
+{
+    size_t ncap = d->pend_cap ? d->pend_cap * 2 : 1024;
+    zmq_msg_t *n = malloc(ncap * sizeof *n);
+    if (!n) return -1;
+    for (size_t i = 0; i < d->pend_len; i++) {
+        zmq_msg_init(&n[i]);
+        zmq_msg_move(&n[i], &d->pend[(d->pend_head + i) % d->pend_cap]);
+    }
+    free(d->pend);
+    d->pend = n;
+    d->pend_cap = ncap;
+    d->pend_head = 0;
+    return 0;
+}
+
+static int s_pend_push(pp_dispatch_t *d, zmq_msg_t *msg, bool front)
+{
+    if (d->pend_len == d->pend_cap && s_pend_grow(d) != 0) return -1;
+    size_t at;
+    if (front) {
+        d->pend_head = (d->pend_head + d->pend_cap - 1) % d->pend_cap;
+        at = d->pend_head;
+    } else {
+        at = (d->pend_head + d->pend_len) % d->pend_cap;
+    }
+    zmq_msg_init(&d->pend[at]);
+    zmq_msg_move(&d->pend[at], msg);
+    d->pend_len++;
+    d->pend_bytes += zmq_msg_size(&d->pend[at]);
+    return 0;
+}
+
+static zmq_msg_t *s_pend_front(pp_dispatch_t *d)
+{
+    return d->pend_len ? &d->pend[d->pend_head] : NULL;
+}
+
+static void s_pend_drop_front(pp_dispatch_t *d)
+{
+    zmq_msg_t *m = &d->pend[d->pend_head];
+    d->pend_bytes -= zmq_msg_size(m);
+    zmq_msg_close(m);
+    d->pend_head = (d->pend_head + 1) % d->pend_cap;
+    d->pend_len--;
+}
+
+// ---------------------------------------------------------------- in-flight ring
+
+static s_slot_t *s_slot(s_worker_t *w, size_t i)
+{
+    return &w->ring[(w->head + i) % w->cap];
+}
+
+/*  Makes room for one more slot: compacts the holes away when at most half the slots are
+    live, else doubles. */
+static int s_ring_room(s_worker_t *w)
+{
+    if (w->len < w->cap) return 0;
+    size_t ncap = w->cap == 0 ? 64 : (w->live * 2 <= w->cap ? w->cap : w->cap * 2);
+    s_slot_t *n = malloc(ncap * sizeof *n);
+    if (!n) return -1;
+    size_t j = 0;
+    for (size_t i = 0; i < w->len; i++) {
+        s_slot_t *s = s_slot(w, i);
+        if (!s->live) continue;
+        n[j].seq = s->seq;
+        n[j].live = true;
+        zmq_msg_init(&n[j].msg);
+        zmq_msg_move(&n[j].msg, &s->msg);
+        zmq_msg_close(&s->msg);
+        j++;
+    }
+    free(w->ring);
+    w->ring = n;
+    w->cap = ncap;
+    w->head = 0;
+    w->len = j;
+    return 0;
+}
+
+/*  Finds the live slot of seq, or NULL. */
+static s_slot_t *s_ring_find(s_worker_t *w, uint64_t seq)
+{
+    size_t lo = 0, hi = w->len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        s_slot_t *s = s_slot(w, mid);
+        if (s->seq == seq) return s->live ? s : NULL;
+        if (s->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void s_ring_release(s_worker_t *w, s_slot_t *s)
+{
+    zmq_msg_close(&s->msg);
+    s->live = false;
+    w->live--;
+    while (w->len > 0 && !s_slot(w, 0)->live) {
+        w->head = (w->head + 1) % w->cap;
+        w->len--;
+    }
+}
+
+// ---------------------------------------------------------------- workers
+
+static char *s_hex(const s_worker_t *w, char *out, size_t outlen)
+{
+    size_t n = w->id_len < (outlen - 1) / 2 ? w->id_len : (outlen - 1) / 2;
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", w->id[i]);
+    out[2 * n] = '\0';
+    return out;
+}
+
+static s_worker_t *s_worker_find(pp_dispatch_t *d, const void *id, size_t len, size_t *index)
+{
+    // A linear scan: pools have a handful to a few dozen workers, and acks come in batches.
+    for (size_t i = 0; i < d->nworkers; i++) {
+        s_worker_t *w = d->workers[i];
+        if (w->id_len == len && memcmp(w->id, id, len) == 0) {
+            if (index) *index = i;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static void s_gauges(pp_dispatch_t *d)
+{
+    pp_metric_set(d->m_workers, (int64_t)d->nworkers);
+    pp_metric_set(d->m_pending, (int64_t)d->pend_len);
+    pp_metric_set(d->m_in_flight, (int64_t)d->in_flight);
+}
+
+/*  Puts the worker's unacknowledged jobs back at the front of the pending FIFO, oldest
+    first, and forgets it. */
+static void s_worker_forget(pp_dispatch_t *d, size_t index, const char *why)
+{
+    s_worker_t *w = d->workers[index];
+    size_t requeued = 0;
+    for (size_t i = w->len; i-- > 0;) {
+        s_slot_t *s = s_slot(w, i);
+        if (!s->live) continue;
+        if (s_pend_push(d, &s->msg, true) == 0) requeued++;
+        zmq_msg_close(&s->msg);
+    }
+    d->in_flight -= w->live;
+    d->credit -= w->credit;
+    pp_metric_add(d->m_requeued, requeued);
+    char hex[40];
+    if (strcmp(why, "left") == 0)
+        pp_info("link_worker_left", "pool=%s worker=%s requeued=%zu", d->pool,
+                s_hex(w, hex, sizeof hex), requeued);
+    else
+        pp_warn("link_worker_dead", "pool=%s worker=%s reason=%s requeued=%zu", d->pool,
+                s_hex(w, hex, sizeof hex), why, requeued);
+    if (strcmp(why, "left") != 0) pp_metric_inc(d->m_deaths);
+    free(w->ring);
+    free(w);
+    d->workers[index] = d->workers[--d->nworkers];
+    s_gauges(d);
+}
+
+static s_worker_t *s_worker_add(pp_dispatch_t *d, const void *id, size_t len, uint64_t now)
+{
+    if (d->nworkers == d->workers_cap) {
+        size_t ncap = d->workers_cap ? d->workers_cap * 2 : 8;
+        s_worker_t **n = realloc(d->workers, ncap * sizeof *n);
+        if (!n) return NULL;
+        d->workers = n;
+        d->workers_cap = ncap;
+    }
+    s_worker_t *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    memcpy(w->id, id, len);
+    w->id_len = len;
+    w->last_heard = now;
+    w->last_sent = now;
+    d->workers[d->nworkers++] = w;
+    char hex[40];
+    pp_info("link_worker_joined", "pool=%s worker=%s workers=%zu", d->pool,
+            s_hex(w, hex, sizeof hex), d->nworkers);
+    s_gauges(d);
+    return w;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_curve_t *curve,
+                               pp_metrics_t *metrics, uint32_t heartbeat_ms, uint32_t timeout_ms,
+                               size_t max_msgs, size_t max_bytes)
+{
+    if (!pool_name || !endpoint || max_msgs == 0 || max_bytes == 0) {
+        pp_error("link_dispatch_invalid", "pool=%s", pool_name ? pool_name : "-");
+        return NULL;
+    }
+    pp_dispatch_t *d = calloc(1, sizeof *d);
+    if (!d) return NULL;
+    snprintf(d->pool, sizeof d->pool, "%s", pool_name);
+    d->heartbeat_ms = heartbeat_ms ? heartbeat_ms : PP_DISPATCH_DEFAULT_HEARTBEAT_MS;
+    d->timeout_ms = timeout_ms ? timeout_ms : 3 * d->heartbeat_ms;
+    d->max_msgs = max_msgs;
+    d->max_bytes = max_bytes;
+    // Sequence numbers start at the wall clock in microseconds times 4096, so a restarted
+    // hub never reuses the old one's seqs (unless it sent over 4096 jobs per microsecond),
+    // and a late ack for an old job cannot acknowledge a new one by mistake.
+    d->next_seq = pp_wall_us() << 12;
+    d->rl = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
+    if (!metrics) metrics = d->own_metrics = pp_metrics_new("dispatch");
+    d->metrics = metrics;
+    char l[96];
+    snprintf(l, sizeof l, "pool=\"%s\"", d->pool);
+    d->m_sent = pp_metrics_counter(metrics, "link_jobs_sent_total", "Jobs sent to workers", l);
+    d->m_acks = pp_metrics_counter(metrics, "link_acks_total", "Jobs acknowledged by workers", l);
+    d->m_requeued = pp_metrics_counter(metrics, "link_requeued_total",
+                                       "Unacknowledged jobs of lost workers sent again", l);
+    d->m_deaths = pp_metrics_counter(metrics, "link_worker_deaths_total",
+                                     "Workers declared dead (timeout or unreachable)", l);
+    d->m_unknown_acks = pp_metrics_counter(metrics, "link_unknown_acks_total",
+                                           "Acks for jobs the worker does not hold", l);
+    d->m_workers = pp_metrics_gauge(metrics, "link_workers", "Workers known", l);
+    d->m_pending = pp_metrics_gauge(metrics, "link_pending", "Jobs waiting for credit", l);
+    d->m_in_flight = pp_metrics_gauge(metrics, "link_in_flight", "Jobs sent, not acked", l);
+    for (int k = 0; k < BAD_COUNT; k++) {
+        char kl[128];
+        snprintf(kl, sizeof kl, "pool=\"%s\",kind=\"%s\"", d->pool, s_bad_names[k]);
+        d->m_bad[k] = pp_metrics_counter(metrics, "link_bad_messages_total",
+                                         "Malformed messages from workers", kl);
+    }
+    d->sock = zsock_new(ZMQ_ROUTER);
+    if (!d->sock) goto fail;
+    d->raw = zsock_resolve(d->sock);
+    zsock_set_router_mandatory(d->sock, 1);
+    // Credit bounds what is queued per worker; the HWMs only guard against a misbehaving one.
+    zsock_set_sndhwm(d->sock, 2 * PP_DISPATCH_MAX_CREDIT);
+    zsock_set_rcvhwm(d->sock, 100000);
+    zsock_set_linger(d->sock, 0);
+    if (pp_curve_apply(curve, d->raw) != 0) goto fail;
+    // A hub restarted in the same process (tests, a reload) finds its old socket still
+    // closing in libzmq's I/O thread for a moment: retry EADDRINUSE for up to a second.
+    int rc = zsock_bind(d->sock, "%s", endpoint);
+    for (int i = 0; rc < 0 && errno == EADDRINUSE && i < 20; i++) {
+        zclock_sleep(50);
+        rc = zsock_bind(d->sock, "%s", endpoint);
+    }
+    if (rc < 0) {
+        pp_error("link_bind_failed", "pool=%s endpoint=%s error=\"%s\"", d->pool, endpoint,
+                 zmq_strerror(errno));
+        goto fail;
+    }
+    pp_info("link_dispatch_started", "pool=%s endpoint=%s heartbeat_ms=%u timeout_ms=%u", d->pool,
+            endpoint, d->heartbeat_ms, d->timeout_ms);
+    s_gauges(d);
+    return d;
+fail:
+    pp_dispatch_destroy(&d);
+    return NULL;
+}
+
+void pp_dispatch_destroy(pp_dispatch_t **p)
+{
+    if (!p || !*p) return;
+    pp_dispatch_t *d = *p;
+    zsock_destroy(&d->sock);
+    for (size_t i = 0; i < d->nworkers; i++) {
+        s_worker_t *w = d->workers[i];
+        for (size_t j = 0; j < w->len; j++) {
+            s_slot_t *s = s_slot(w, j);
+            if (s->live) zmq_msg_close(&s->msg);
+        }
+        free(w->ring);
+        free(w);
+    }
+    free(d->workers);
+    while (d->pend_len)
+        s_pend_drop_front(d);
+    free(d->pend);
+    pp_metrics_destroy(&d->own_metrics);
+    free(d);
+    *p = NULL;
+}
+
+void *pp_dispatch_socket(pp_dispatch_t *d)
+{
+    return d->raw;
+}
+
+// ---------------------------------------------------------------- enqueue and send
+
+bool pp_dispatch_full(const pp_dispatch_t *d)
+{
+    return d->pend_len >= d->max_msgs || d->pend_bytes >= d->max_bytes;
+}
+
+int pp_dispatch_enqueue(pp_dispatch_t *d, zmq_msg_t *job)
+{
+    if (pp_dispatch_full(d) || s_pend_push(d, job, false) != 0) return -1;
+    pp_metric_set(d->m_pending, (int64_t)d->pend_len);
+    return 0;
+}
+
+static void s_put_be64(uint8_t *b, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        b[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/*  Sends the head of the pending FIFO to w. Returns 0, or -1 with errno (EAGAIN,
+    EHOSTUNREACH, ...) and the job still pending. */
+static int s_send_job(pp_dispatch_t *d, s_worker_t *w, uint64_t now)
+{
+    if (s_ring_room(w) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    zmq_msg_t *job = s_pend_front(d);
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, job); // refcounted for bodies over 33 bytes, not a byte copy
+    uint8_t seqb[8];
+    uint64_t seq = d->next_seq;
+    s_put_be64(seqb, seq);
+    // ROUTER_MANDATORY: the routing frame fails with EHOSTUNREACH for a gone peer and
+    // EAGAIN at its HWM; once it is taken, the rest of the message is too.
+    if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(d->raw, "J", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(d->raw, seqb, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_msg_send(&copy, d->raw, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        zmq_msg_close(&copy);
+        errno = e;
+        return -1;
+    }
+    d->next_seq++;
+    s_slot_t *s = &w->ring[(w->head + w->len) % w->cap];
+    s->seq = seq;
+    s->live = true;
+    zmq_msg_init(&s->msg);
+    zmq_msg_move(&s->msg, job);
+    w->len++;
+    w->live++;
+    d->pend_bytes -= zmq_msg_size(&s->msg);
+    zmq_msg_close(job);
+    d->pend_head = (d->pend_head + 1) % d->pend_cap;
+    d->pend_len--;
+    w->credit--;
+    d->credit--;
+    d->in_flight++;
+    w->last_sent = now;
+    return 0;
+}
+
+size_t pp_dispatch_pump(pp_dispatch_t *d)
+{
+    size_t sent = 0, idle = 0;
+    uint64_t now = pp_mono_ms();
+    // idle counts workers visited in a row that took nothing; a whole round of them ends.
+    while (d->pend_len > 0 && d->credit > 0 && d->nworkers > 0 && idle < d->nworkers) {
+        if (d->rr >= d->nworkers) d->rr = 0;
+        s_worker_t *w = d->workers[d->rr];
+        size_t n = 0;
+        while (n < S_BATCH && w->credit > 0 && d->pend_len > 0) {
+            if (s_send_job(d, w, now) != 0) break;
+            n++;
+        }
+        if (n == 0 && w->credit > 0 && d->pend_len > 0 && errno == EHOSTUNREACH) {
+            s_worker_forget(d, d->rr, "unreachable");
+            idle = 0;
+            continue; // another worker now sits at d->rr
+        }
+        sent += n;
+        idle = n ? 0 : idle + 1;
+        d->rr++;
+    }
+    if (sent) {
+        pp_metric_add(d->m_sent, sent);
+        s_gauges(d);
+    }
+    return sent;
+}
+
+// ---------------------------------------------------------------- worker messages
+
+static void s_bad(pp_dispatch_t *d, int kind, const zmq_msg_t *id, size_t nframes)
+{
+    pp_metric_inc(d->m_bad[kind]);
+    uint32_t suppressed;
+    if (pp_ratelimit_allow(&d->rl, &suppressed)) {
+        s_worker_t tmp;
+        tmp.id_len = zmq_msg_size(id) > 255 ? 255 : zmq_msg_size(id);
+        memcpy(tmp.id, zmq_msg_data((zmq_msg_t *)id), tmp.id_len);
+        char hex[40];
+        pp_warn("link_bad_message", "pool=%s worker=%s kind=%s frames=%zu suppressed=%u", d->pool,
+                s_hex(&tmp, hex, sizeof hex), s_bad_names[kind], nframes, suppressed);
+    }
+}
+
+static void s_send_who(pp_dispatch_t *d, const zmq_msg_t *id)
+{
+    // Failures do not matter: the worker asks again with its next heartbeat.
+    if (zmq_send(d->raw, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size(id),
+                 ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+        zmq_send(d->raw, "W", 1, ZMQ_DONTWAIT);
+}
+
+static void s_on_acks(pp_dispatch_t *d, s_worker_t *w, const uint8_t *b, size_t n)
+{
+    size_t ok = 0, unknown = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_slot_t *s = s_ring_find(w, s_get_be64(b + 8 * i));
+        if (!s) {
+            unknown++;
+            continue;
+        }
+        s_ring_release(w, s);
+        ok++;
+    }
+    d->in_flight -= ok;
+    pp_metric_add(d->m_acks, ok);
+    if (unknown) {
+        // Normal after a hub restart (acks for the old hub's jobs); a bug or hostile if not.
+        pp_metric_add(d->m_unknown_acks, unknown);
+        uint32_t suppressed;
+        char hex[40];
+        if (pp_ratelimit_allow(&d->rl, &suppressed))
+            pp_info("link_unknown_acks", "pool=%s worker=%s count=%zu suppressed=%u", d->pool,
+                    s_hex(w, hex, sizeof hex), unknown, suppressed);
+    }
+}
+
+/*  f[0] routing id, f[1] command, f[2] argument if any; nf frames in all. */
+static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
+{
+    if (nf < 2 || zmq_msg_size(&f[1]) != 1) {
+        s_bad(d, BAD_COMMAND_SIZE, &f[0], nf);
+        return;
+    }
+    char cmd = *(const char *)zmq_msg_data(&f[1]);
+    switch (cmd) {
+    case 'R':
+        if (nf != 3 || zmq_msg_size(&f[2]) != 4) {
+            s_bad(d, BAD_CREDIT_FRAME, &f[0], nf);
+            return;
+        }
+        break;
+    case 'A':
+        if (nf != 3 || zmq_msg_size(&f[2]) == 0 || zmq_msg_size(&f[2]) % 8 != 0 ||
+            zmq_msg_size(&f[2]) / 8 > S_MAX_ACKS) {
+            s_bad(d, BAD_ACK_FRAME, &f[0], nf);
+            return;
+        }
+        break;
+    case 'H':
+    case 'B':
+        if (nf != 2) {
+            s_bad(d, BAD_HEARTBEAT_FRAME, &f[0], nf);
+            return;
+        }
+        break;
+    default: {
+        s_bad(d, BAD_UNKNOWN_COMMAND, &f[0], nf);
+        return;
+    }
+    }
+    size_t index = 0;
+    s_worker_t *w = s_worker_find(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &index);
+    if (!w) {
+        if (cmd == 'B') return;
+        if (cmd != 'R') {
+            s_send_who(d, &f[0]);
+            return;
+        }
+        if (d->nworkers >= PP_DISPATCH_MAX_WORKERS || zmq_msg_size(&f[0]) > 255) {
+            s_bad(d, BAD_TOO_MANY_WORKERS, &f[0], nf);
+            return;
+        }
+        w = s_worker_add(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), now);
+        if (!w) return;
+    }
+    w->last_heard = now;
+    if (cmd == 'R') {
+        const uint8_t *b = zmq_msg_data(&f[2]);
+        uint32_t add = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        uint64_t total = (uint64_t)w->credit + add;
+        if (total > PP_DISPATCH_MAX_CREDIT) {
+            s_bad(d, BAD_CREDIT_OVERFLOW, &f[0], nf);
+            total = PP_DISPATCH_MAX_CREDIT;
+        }
+        d->credit += total - w->credit;
+        w->credit = (uint32_t)total;
+    } else if (cmd == 'A') {
+        s_on_acks(d, w, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]) / 8);
+    } else if (cmd == 'B') {
+        s_worker_forget(d, index, "left");
+    }
+}
+
+void pp_dispatch_on_readable(pp_dispatch_t *d)
+{
+    uint64_t now = pp_mono_ms();
+    for (int n = 0; n < S_MAX_READS; n++) {
+        zmq_msg_t f[4];
+        zmq_msg_init(&f[0]);
+        if (zmq_msg_recv(&f[0], d->raw, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f[0]);
+            break;
+        }
+        size_t nf = 1, total = 1;
+        bool more = zmq_msg_more(&f[0]);
+        while (more) {
+            // Frames past the fourth are read and dropped; total still counts them.
+            zmq_msg_t *into = &f[nf < 4 ? nf : 3];
+            if (nf >= 4) zmq_msg_close(into);
+            zmq_msg_init(into);
+            if (zmq_msg_recv(into, d->raw, 0) < 0) {
+                zmq_msg_close(into);
+                break;
+            }
+            more = zmq_msg_more(into);
+            if (nf < 4) nf++;
+            total++;
+        }
+        s_handle(d, f, total > 4 ? total : nf, now);
+        for (size_t i = 0; i < nf; i++)
+            zmq_msg_close(&f[i]);
+    }
+    s_gauges(d);
+    pp_dispatch_pump(d);
+}
+
+// ---------------------------------------------------------------- housekeeping
+
+int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms)
+{
+    uint64_t next = d->heartbeat_ms;
+    for (size_t i = 0; i < d->nworkers;) {
+        s_worker_t *w = d->workers[i];
+        uint64_t heard = now_ms > w->last_heard ? now_ms - w->last_heard : 0;
+        if (heard >= d->timeout_ms) {
+            s_worker_forget(d, i, "timeout");
+            continue;
+        }
+        if (d->timeout_ms - heard < next) next = d->timeout_ms - heard;
+        uint64_t since = now_ms > w->last_sent ? now_ms - w->last_sent : 0;
+        if (since >= d->heartbeat_ms) {
+            if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+                zmq_send(d->raw, "H", 1, ZMQ_DONTWAIT);
+                w->last_sent = now_ms;
+            } else if (errno == EHOSTUNREACH) {
+                s_worker_forget(d, i, "unreachable");
+                continue;
+            }
+        } else if (d->heartbeat_ms - since < next) {
+            next = d->heartbeat_ms - since;
+        }
+        i++;
+    }
+    pp_dispatch_pump(d);
+    return next < 1 ? 1 : (int)next;
+}
+
+size_t pp_dispatch_requeue_all(pp_dispatch_t *d)
+{
+    size_t n = d->in_flight;
+    while (d->nworkers)
+        s_worker_forget(d, d->nworkers - 1, "left");
+    return n;
+}
+
+size_t pp_dispatch_pending(const pp_dispatch_t *d)
+{
+    return d->pend_len;
+}
+
+size_t pp_dispatch_pending_bytes(const pp_dispatch_t *d)
+{
+    return d->pend_bytes;
+}
+
+size_t pp_dispatch_in_flight(const pp_dispatch_t *d)
+{
+    return d->in_flight;
+}
+
+size_t pp_dispatch_workers(const pp_dispatch_t *d)
+{
+    return d->nworkers;
+}
+
+uint64_t pp_dispatch_credit(const pp_dispatch_t *d)
+{
+    return d->credit;
+}

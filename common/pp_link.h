@@ -1,0 +1,79 @@
+/*  pp_link: the worker side of the acknowledged, credit-based link to the broker's hub
+    (broker/pp_dispatch.h; wire format in docs/link-protocol.md).
+
+    A worker (resolver, apns-sender, mqtt-sender) connects one DEALER to its pool's hub
+    endpoint. It holds at most `window` jobs it has not acknowledged: it grants the hub
+    credit for the free part of the window ("R"), receives jobs ("J" + seq + body) and
+    acknowledges each finished job with pp_link_ack (sent in batches as "A"). What it holds
+    unacknowledged when it dies is sent again by the hub to another worker, so a job may be
+    done twice (at-least-once): make job handling idempotent or tolerate duplicates.
+
+    Typical loop (one thread; not thread-safe):
+        poll pp_link_socket(l) for ZMQ_POLLIN with timeout pp_link_tick(l)
+        while (pp_link_recv(l, &seq, &body) == 1) { start the job; }
+        for each finished job: pp_link_ack(l, seq)
+        pp_link_tick(l)     // flushes acks, grants credit, heartbeats
+    Graceful stop: pp_link_pause(l, true), keep receiving and finishing jobs until
+    pp_link_held(l) == 0 (bounded by your drain time), then pp_link_destroy.
+
+    Metrics (optional registry): link_worker_jobs_total, link_worker_hub_resets_total,
+    link_worker_acks_dropped_total, link_worker_bad_messages_total{kind}.
+*/
+#ifndef PP_LINK_H
+#define PP_LINK_H
+
+#include "pp_curve.h"
+#include "pp_metrics.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <zmq.h>
+
+typedef struct pp_link_t pp_link_t;
+
+#define PP_LINK_DEFAULT_HEARTBEAT_MS 1000
+/*  Most jobs a worker may hold (the hub clamps credit at PP_DISPATCH_MAX_CREDIT). */
+#define PP_LINK_MAX_WINDOW 100000u
+
+/*  Creates a DEALER with a random routing id (czmq; curve applied when not NULL), connects
+    it to endpoint and grants the hub `window` credit (1..PP_LINK_MAX_WINDOW). heartbeat_ms
+    0 means 1000; it must match the hub's. metrics may be NULL. Returns NULL with a logged
+    error on a bad argument or endpoint. */
+pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *metrics,
+                       uint32_t window, uint32_t heartbeat_ms);
+
+/*  Flushes pending acks, tells the hub "B" (bye: send the jobs I did not ack to others, now
+    rather than after the timeout), closes the socket with a bounded linger (heartbeat_ms,
+    at most 2 s); nulls *p. Jobs held and not acked are redone by another worker. */
+void pp_link_destroy(pp_link_t **p);
+
+/*  The raw libzmq DEALER handle, for zmq_poll with ZMQ_POLLIN. */
+void *pp_link_socket(pp_link_t *l);
+
+/*  Never blocks. Handles the hub's control messages (H, W; bad ones are counted and
+    dropped) and returns 1 with the next job's seq and body (moved into *body, which must
+    be initialised; its old content is closed), 0 when no job is waiting, -1 on a socket
+    error (errno set). */
+int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body);
+
+/*  Marks job seq done: queues its ack (flushed by pp_link_tick, or at once when the batch
+    is full) and frees one slot of the window. Ack each received job exactly once. */
+void pp_link_ack(pp_link_t *l, uint64_t seq);
+
+/*  Sends queued acks, grants credit when at least a quarter of the window (and at least
+    one slot) is free and not paused, and a heartbeat when nothing was sent for
+    heartbeat_ms. Call after each batch of recv/ack and at least as often as asked.
+    Returns the ms until it needs calling again (>= 1). */
+int pp_link_tick(pp_link_t *l);
+
+/*  While paused no new credit is granted (backpressure, or stopping). Credit already
+    granted stays: jobs may still arrive. Unpausing grants at the next tick. */
+void pp_link_pause(pp_link_t *l, bool paused);
+
+/*  Jobs received and not yet acked. */
+uint32_t pp_link_held(const pp_link_t *l);
+
+/*  Credit granted to the hub and not yet used by a job (as far as this side knows). */
+uint32_t pp_link_credit(const pp_link_t *l);
+
+#endif

@@ -1,0 +1,559 @@
+/* pp_link + pp_dispatch: the credit-based link over real ZMQ sockets on tcp loopback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "pp_dispatch.h"
+#include "pp_link.h"
+#include "pp_log.h"
+
+#include <arpa/inet.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define NJOBS 200
+#define HB 100
+
+static int s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void s_endpoint(char *ep, size_t n)
+{
+    snprintf(ep, n, "tcp://127.0.0.1:%d", s_free_port());
+}
+
+/*  One simulated worker: its link, whether it acks, and which job ids it acked. */
+typedef struct {
+    pp_link_t *link;
+    bool ack;     // ack each job as soon as it arrives
+    bool ticking; // calls pp_link_tick (heartbeats, credit); false = hung
+    int received;
+    int acked;
+    uint64_t held_seqs[NJOBS];
+    int nheld;
+} s_worker_t;
+
+/*  done[i] counts acks of job i (by body), got[i] deliveries of job i. */
+static int s_done[NJOBS], s_got[NJOBS];
+
+static void s_enqueue(pp_dispatch_t *d, int n, size_t pad)
+{
+    for (int i = 0; i < n; i++) {
+        char body[256];
+        int len = snprintf(body, sizeof body, "job-%d:", i);
+        memset(body + len, 'x', pad);
+        zmq_msg_t m;
+        zmq_msg_init_size(&m, (size_t)len + pad);
+        memcpy(zmq_msg_data(&m), body, (size_t)len + pad);
+        assert_int_equal(pp_dispatch_enqueue(d, &m), 0);
+        zmq_msg_close(&m);
+    }
+}
+
+static int s_job_id(zmq_msg_t *body)
+{
+    char tmp[32] = {0};
+    size_t n = zmq_msg_size(body) < 31 ? zmq_msg_size(body) : 31;
+    memcpy(tmp, zmq_msg_data(body), n);
+    int id = -1;
+    sscanf(tmp, "job-%d:", &id);
+    return id;
+}
+
+/*  Runs hub and workers in this thread for up to ms, or until stop() is true. */
+static void s_run(pp_dispatch_t *d, s_worker_t *w, int nw, int ms, bool (*stop)(void *), void *arg)
+{
+    uint64_t end = pp_mono_ms() + (uint64_t)ms;
+    while (pp_mono_ms() < end && !(stop && stop(arg))) {
+        zmq_pollitem_t items[8];
+        int n = 0;
+        if (d) items[n++] = (zmq_pollitem_t){pp_dispatch_socket(d), 0, ZMQ_POLLIN, 0};
+        for (int i = 0; i < nw; i++)
+            if (w[i].link)
+                items[n++] = (zmq_pollitem_t){pp_link_socket(w[i].link), 0, ZMQ_POLLIN, 0};
+        zmq_poll(items, n, 5);
+        if (d) {
+            pp_dispatch_on_readable(d);
+            pp_dispatch_tick(d, pp_mono_ms());
+        }
+        for (int i = 0; i < nw; i++) {
+            if (!w[i].link) continue;
+            uint64_t seq;
+            zmq_msg_t body;
+            zmq_msg_init(&body);
+            while (pp_link_recv(w[i].link, &seq, &body) == 1) {
+                int id = s_job_id(&body);
+                assert_true(id >= 0 && id < NJOBS);
+                s_got[id]++;
+                w[i].received++;
+                if (w[i].ack) {
+                    pp_link_ack(w[i].link, seq);
+                    s_done[id]++;
+                    w[i].acked++;
+                } else if (w[i].nheld < NJOBS) {
+                    w[i].held_seqs[w[i].nheld++] = seq;
+                }
+            }
+            zmq_msg_close(&body);
+            if (w[i].ticking) pp_link_tick(w[i].link);
+        }
+    }
+}
+
+static void s_reset(void)
+{
+    memset(s_done, 0, sizeof s_done);
+    memset(s_got, 0, sizeof s_got);
+}
+
+static bool s_all_acked(void *arg)
+{
+    pp_dispatch_t *d = arg;
+    return pp_dispatch_pending(d) == 0 && pp_dispatch_in_flight(d) == 0;
+}
+
+static int64_t s_metric(pp_metrics_t *m, const char *name, const char *labels)
+{
+    return pp_metrics_value(m, name, labels);
+}
+
+#define POOL "pool=\"test\""
+
+static bool s_workers_two(void *arg)
+{
+    return pp_dispatch_workers(arg) == 2;
+}
+
+static bool s_has_credit(void *arg)
+{
+    return pp_dispatch_credit(arg) > 0;
+}
+
+static void test_flow(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    assert_non_null(d);
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 16, HB), .ack = true, .ticking = true};
+    assert_non_null(w.link);
+    s_enqueue(d, NJOBS, 40); // bodies over 33 bytes: refcounted copies
+    s_run(d, &w, 1, 5000, s_all_acked, d);
+    assert_int_equal(w.received, NJOBS);
+    for (int i = 0; i < NJOBS; i++)
+        assert_int_equal(s_done[i], 1);
+    s_run(d, &w, 1, 50, NULL, NULL); // let the last acks land
+    assert_int_equal(pp_dispatch_in_flight(d), 0);
+    assert_int_equal(s_metric(m, "link_jobs_sent_total", POOL), NJOBS);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), NJOBS);
+    assert_int_equal(s_metric(m, "link_requeued_total", POOL), 0);
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    pp_link_destroy(&w.link);
+    assert_null(w.link);
+    // "B": the hub forgets the worker at once, without counting a death.
+    s_run(d, NULL, 0, 200, NULL, NULL);
+    assert_int_equal(pp_dispatch_workers(d), 0);
+    assert_int_equal(s_metric(m, "link_worker_deaths_total", POOL), 0);
+    pp_dispatch_destroy(&d);
+    assert_null(d);
+    pp_metrics_destroy(&m);
+}
+
+static void test_credit_limits(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 5, HB), .ack = false, .ticking = true};
+    s_enqueue(d, 50, 0);
+    s_run(d, &w, 1, 300, NULL, NULL);
+    assert_int_equal(w.received, 5);
+    assert_int_equal(pp_link_held(w.link), 5);
+    assert_int_equal(pp_link_credit(w.link), 0);
+    assert_int_equal(pp_dispatch_in_flight(d), 5);
+    assert_int_equal(pp_dispatch_pending(d), 45);
+    // Acking frees the window: the rest flows, still at most 5 held at a time.
+    for (int i = 0; i < w.nheld; i++)
+        pp_link_ack(w.link, w.held_seqs[i]);
+    w.nheld = 0;
+    w.ack = true;
+    s_run(d, &w, 1, 5000, s_all_acked, d);
+    assert_int_equal(w.received, 50);
+    assert_int_equal(pp_dispatch_pending(d), 0);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+}
+
+/*  Acks out of order, with the oldest job held throughout: the hub's per-worker ring keeps
+    holes and compacts them, and every ack finds its job. */
+static void test_out_of_order_acks(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 9, HB), .ack = false, .ticking = true};
+    s_enqueue(d, NJOBS, 40);
+    uint64_t first = 0;
+    uint64_t end = pp_mono_ms() + 10000;
+    while (pp_mono_ms() < end && pp_dispatch_pending(d) > 0) {
+        s_run(d, &w, 1, 20, NULL, NULL);
+        // Hold the very first job; ack the rest newest first.
+        int from = 0;
+        if (first == 0 && w.nheld > 0) {
+            first = w.held_seqs[0];
+            from = 1;
+        }
+        for (int i = w.nheld - 1; i >= from; i--)
+            pp_link_ack(w.link, w.held_seqs[i]);
+        w.nheld = 0;
+        pp_link_tick(w.link);
+    }
+    s_run(d, &w, 1, 100, NULL, NULL);
+    assert_int_equal(w.received, NJOBS);
+    assert_int_equal(pp_dispatch_in_flight(d), 1);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), NJOBS - 1);
+    pp_link_ack(w.link, first);
+    pp_link_ack(w.link, first); // a second ack of the same job is an unknown ack
+    pp_link_tick(w.link);
+    s_run(d, &w, 1, 100, NULL, NULL);
+    assert_int_equal(pp_dispatch_in_flight(d), 0);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), NJOBS);
+    assert_int_equal(s_metric(m, "link_unknown_acks_total", POOL), 1);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
+static void test_two_workers_share(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
+    s_worker_t w[2] = {{.link = pp_link_new(ep, NULL, NULL, 4, HB), .ack = true, .ticking = true},
+                       {.link = pp_link_new(ep, NULL, NULL, 4, HB), .ack = true, .ticking = true}};
+    s_run(d, w, 2, 2000, s_workers_two, d);
+    assert_int_equal(pp_dispatch_workers(d), 2);
+    s_enqueue(d, NJOBS, 0);
+    s_run(d, w, 2, 5000, s_all_acked, d);
+    assert_int_equal(w[0].received + w[1].received, NJOBS);
+    assert_true(w[0].received > 0);
+    assert_true(w[1].received > 0);
+    for (int i = 0; i < NJOBS; i++)
+        assert_int_equal(s_done[i], 1);
+    pp_link_destroy(&w[0].link);
+    pp_link_destroy(&w[1].link);
+    pp_dispatch_destroy(&d);
+}
+
+/*  A worker that hangs (no acks, no heartbeats) loses nothing: after the timeout its jobs go
+    to the other worker, and every job is acked exactly once. */
+static void test_hung_worker_requeued(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 3 * HB, 1000, 1 << 20);
+    s_worker_t w[2] = {
+        {.link = pp_link_new(ep, NULL, NULL, 10, HB), .ack = false, .ticking = false},
+        {.link = pp_link_new(ep, NULL, NULL, 10, HB), .ack = true, .ticking = true}};
+    s_run(d, w, 2, 2000, s_workers_two, d);
+    assert_int_equal(pp_dispatch_workers(d), 2);
+    s_enqueue(d, NJOBS, 40);
+    s_run(d, w, 2, 10000, s_all_acked, d);
+    assert_int_equal(w[0].received, 10); // its whole window, never acked
+    int dups = 0;
+    for (int i = 0; i < NJOBS; i++) {
+        assert_int_equal(s_done[i], 1); // acked exactly once, by worker 1
+        dups += s_got[i] - 1;
+    }
+    assert_int_equal(dups, 10); // the hung worker's ten, done again by worker 1
+    assert_int_equal(w[1].acked, NJOBS);
+    assert_int_equal(s_metric(m, "link_requeued_total", POOL), 10);
+    assert_int_equal(s_metric(m, "link_worker_deaths_total", POOL), 1);
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    pp_link_destroy(&w[0].link);
+    pp_link_destroy(&w[1].link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
+/*  A worker destroyed while holding jobs (graceful or not) says "B": its jobs are requeued
+    at once, not after the timeout (which here is far longer than the test waits). */
+static void test_destroyed_worker_requeued(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 60000, 1000, 1 << 20);
+    s_worker_t w[2] = {{.link = pp_link_new(ep, NULL, NULL, 7, HB), .ack = false, .ticking = true},
+                       {.link = NULL, .ack = true, .ticking = true}};
+    s_enqueue(d, 20, 0);
+    s_run(d, w, 1, 300, NULL, NULL);
+    assert_int_equal(w[0].received, 7);
+    pp_link_destroy(&w[0].link);
+    w[1].link = pp_link_new(ep, NULL, NULL, 7, HB);
+    s_run(d, w, 2, 3000, s_all_acked, d);
+    assert_int_equal(w[1].acked, 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(s_done[i], 1);
+    assert_int_equal(s_metric(m, "link_requeued_total", POOL), 7);
+    assert_int_equal(s_metric(m, "link_worker_deaths_total", POOL), 0);
+    pp_link_destroy(&w[1].link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
+/*  The hub restarts on the same endpoint: the worker's heartbeat draws "W", it grants its
+    window again, and acks of the old hub's jobs are counted as unknown, not errors. */
+static void test_hub_restart(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *wm = pp_metrics_new("w");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
+    s_worker_t w = {.link = pp_link_new(ep, NULL, wm, 8, HB), .ack = false, .ticking = true};
+    s_enqueue(d, 3, 0);
+    s_run(d, &w, 1, 300, NULL, NULL);
+    assert_int_equal(w.received, 3);
+    assert_int_equal(pp_link_credit(w.link), 5);
+    pp_dispatch_destroy(&d);
+    pp_metrics_t *m = pp_metrics_new("t");
+    d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    assert_non_null(d);
+    s_run(d, &w, 1, 3000, s_has_credit, d);
+    assert_int_equal(pp_metrics_value(wm, "link_worker_hub_resets_total", NULL), 1);
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    assert_int_equal(pp_dispatch_credit(d), 5); // 8 - 3 still held from the old hub
+    // The old jobs are finished now: their acks mean nothing to the new hub.
+    for (int i = 0; i < w.nheld; i++)
+        pp_link_ack(w.link, w.held_seqs[i]);
+    w.ack = true;
+    s_enqueue(d, 10, 0);
+    s_run(d, &w, 1, 3000, s_all_acked, d);
+    s_run(d, &w, 1, 100, NULL, NULL);
+    assert_int_equal(w.received, 13);
+    assert_int_equal(s_metric(m, "link_unknown_acks_total", POOL), 3);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), 10);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+    pp_metrics_destroy(&wm);
+}
+
+static void s_raw_send(void *sock, int nframes, const char **frames, const size_t *lens)
+{
+    for (int i = 0; i < nframes; i++)
+        assert_true(zmq_send(sock, frames[i], lens[i], i < nframes - 1 ? ZMQ_SNDMORE : 0) >= 0);
+}
+
+#define BAD(kind) "pool=\"test\",kind=\"" kind "\""
+
+static void test_bad_messages(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    zsock_t *raw = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(raw, 0);
+    assert_int_equal(zsock_connect(raw, "%s", ep), 0);
+    void *r = zsock_resolve(raw);
+    const char *f[6] = {"H", "", "R", "RR", "A", "H"};
+    size_t l1[1] = {1};
+    s_raw_send(r, 1, (const char *[]){"X"}, l1);                          // unknown command
+    s_raw_send(r, 1, (const char *[]){""}, (size_t[]){0});                // empty command
+    s_raw_send(r, 1, (const char *[]){"RR"}, (size_t[]){2});              // two-byte command
+    s_raw_send(r, 1, (const char *[]){"R"}, l1);                          // credit missing
+    s_raw_send(r, 2, (const char *[]){"R", "abc"}, (size_t[]){1, 3});     // short credit
+    s_raw_send(r, 2, (const char *[]){"A", "1234567"}, (size_t[]){1, 7}); // short ack
+    s_raw_send(r, 2, (const char *[]){"A", ""}, (size_t[]){1, 0});        // empty ack
+    s_raw_send(r, 2, (const char *[]){"H", "x"}, (size_t[]){1, 1});       // extra frame
+    s_raw_send(r, 6, f, (size_t[]){1, 0, 1, 2, 1, 1});                    // "H" + 5 frames
+    s_run(d, NULL, 0, 200, NULL, NULL);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("unknown_command")), 1);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("command_size")), 2);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("credit_frame")), 2);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("ack_frame")), 2);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("heartbeat_frame")), 2);
+    assert_int_equal(pp_dispatch_workers(d), 0);
+    // An "A" from an unknown peer draws "W".
+    s_raw_send(r, 2, (const char *[]){"A", "\0\0\0\0\0\0\0\1"}, (size_t[]){1, 8});
+    s_run(d, NULL, 0, 100, NULL, NULL);
+    char buf[8];
+    assert_int_equal(zmq_recv(r, buf, sizeof buf, ZMQ_DONTWAIT), 1);
+    assert_int_equal(buf[0], 'W');
+    // Valid credit (clamped when absurd), then an ack for a seq it was never sent.
+    s_raw_send(r, 2, (const char *[]){"R", "\xff\xff\xff\xff"}, (size_t[]){1, 4});
+    s_raw_send(r, 2, (const char *[]){"A", "\0\0\0\0\0\0\0\1"}, (size_t[]){1, 8});
+    s_run(d, NULL, 0, 100, NULL, NULL);
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    assert_int_equal(pp_dispatch_credit(d), PP_DISPATCH_MAX_CREDIT);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("credit_overflow")), 1);
+    assert_int_equal(s_metric(m, "link_unknown_acks_total", POOL), 1);
+    zsock_destroy(&raw);
+    // The hub keeps serving a real worker (the raw peer is gone: unreachable, forgotten).
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 8, HB), .ack = true, .ticking = true};
+    s_enqueue(d, 30, 0);
+    s_run(d, &w, 1, 5000, s_all_acked, d);
+    assert_int_equal(w.acked, 30);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
+/*  A hub that sends garbage is counted by the worker, which goes on. */
+static void test_worker_bad_messages(void **state)
+{
+    (void)state;
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(router, 0);
+    assert_true(zsock_bind(router, "%s", ep) >= 0);
+    void *r = zsock_resolve(router);
+    pp_metrics_t *wm = pp_metrics_new("w");
+    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB);
+    char id[256], cmd[8], credit[8];
+    int idlen = zmq_recv(r, id, sizeof id, 0);
+    assert_true(idlen > 0);
+    assert_int_equal(zmq_recv(r, cmd, sizeof cmd, 0), 1);
+    assert_int_equal(cmd[0], 'R');
+    assert_int_equal(zmq_recv(r, credit, sizeof credit, 0), 4);
+    assert_int_equal(credit[3], 4);
+    zmq_send(r, id, (size_t)idlen, ZMQ_SNDMORE);
+    zmq_send(r, "Q", 1, 0);
+    zmq_send(r, id, (size_t)idlen, ZMQ_SNDMORE);
+    zmq_send(r, "J", 1, ZMQ_SNDMORE);
+    zmq_send(r, "123", 3, ZMQ_SNDMORE); // short seq
+    zmq_send(r, "body", 4, 0);
+    zmq_send(r, id, (size_t)idlen, ZMQ_SNDMORE);
+    zmq_send(r, "J", 1, ZMQ_SNDMORE);
+    zmq_send(r, "\0\0\0\0\0\0\0\7", 8, ZMQ_SNDMORE);
+    zmq_send(r, "good", 4, 0);
+    uint64_t seq = 0;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    int got = 0;
+    for (int i = 0; i < 200 && !got; i++) {
+        zmq_poll(&(zmq_pollitem_t){pp_link_socket(l), 0, ZMQ_POLLIN, 0}, 1, 10);
+        got = pp_link_recv(l, &seq, &body);
+    }
+    assert_int_equal(got, 1);
+    assert_int_equal(seq, 7);
+    assert_int_equal(zmq_msg_size(&body), 4);
+    assert_memory_equal(zmq_msg_data(&body), "good", 4);
+    assert_int_equal(
+        pp_metrics_value(wm, "link_worker_bad_messages_total", "kind=\"unknown_command\""), 1);
+    assert_int_equal(pp_metrics_value(wm, "link_worker_bad_messages_total", "kind=\"job_frame\""),
+                     1);
+    zmq_msg_close(&body);
+    pp_link_destroy(&l);
+    zsock_destroy(&router);
+    pp_metrics_destroy(&wm);
+}
+
+static void test_pending_bound(void **state)
+{
+    (void)state;
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 10, 1 << 20);
+    zmq_msg_t m;
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        zmq_msg_init_size(&m, 30);
+        memset(zmq_msg_data(&m), 'a', 30);
+        if (pp_dispatch_enqueue(d, &m) == 0)
+            ok++;
+        else
+            assert_int_equal(zmq_msg_size(&m), 30); // untouched on failure
+        zmq_msg_close(&m);
+    }
+    assert_int_equal(ok, 10);
+    assert_true(pp_dispatch_full(d));
+    pp_dispatch_destroy(&d);
+    // The byte bound: 30-byte jobs under a 100-byte bound, the last one may pass it.
+    d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 100);
+    ok = 0;
+    for (int i = 0; i < 20; i++) {
+        zmq_msg_init_size(&m, 30);
+        if (pp_dispatch_enqueue(d, &m) == 0) ok++;
+        zmq_msg_close(&m);
+    }
+    assert_int_equal(ok, 4);
+    assert_int_equal(pp_dispatch_pending_bytes(d), 120);
+    assert_true(pp_dispatch_full(d));
+    // Numbered jobs (so s_run can count them); a worker drains them; then there is room.
+    s_reset();
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 8, HB), .ack = true, .ticking = true};
+    pp_dispatch_destroy(&d);
+    d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 100);
+    s_enqueue(d, 3, 30);
+    assert_true(pp_dispatch_full(d));
+    s_run(d, &w, 1, 3000, s_all_acked, d);
+    assert_false(pp_dispatch_full(d));
+    assert_int_equal(w.acked, 3);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+}
+
+static void test_bad_args(void **state)
+{
+    (void)state;
+    assert_null(pp_link_new("tcp://127.0.0.1:1", NULL, NULL, 0, HB));
+    assert_null(pp_link_new("nonsense", NULL, NULL, 4, HB));
+    assert_null(pp_dispatch_new("test", "nonsense", NULL, NULL, HB, 0, 10, 10));
+    assert_null(pp_dispatch_new("test", "tcp://127.0.0.1:0", NULL, NULL, HB, 0, 0, 10));
+}
+
+int main(void)
+{
+    pp_log_init("test_link", PP_LOG_WARN);
+    zsys_init();
+    zsys_set_linger(0);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flow),
+        cmocka_unit_test(test_credit_limits),
+        cmocka_unit_test(test_out_of_order_acks),
+        cmocka_unit_test(test_two_workers_share),
+        cmocka_unit_test(test_hung_worker_requeued),
+        cmocka_unit_test(test_destroyed_worker_requeued),
+        cmocka_unit_test(test_hub_restart),
+        cmocka_unit_test(test_bad_messages),
+        cmocka_unit_test(test_worker_bad_messages),
+        cmocka_unit_test(test_pending_bound),
+        cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
