@@ -25,11 +25,12 @@ enum {
     BAD_HEARTBEAT_FRAME,
     BAD_TOO_MANY_WORKERS,
     BAD_CREDIT_OVERFLOW,
+    BAD_OUTPUT_FRAME,
     BAD_COUNT
 };
 static const char *s_bad_names[BAD_COUNT] = {
-    "command_size",    "unknown_command",  "credit_frame",   "ack_frame",
-    "heartbeat_frame", "too_many_workers", "credit_overflow"};
+    "command_size",    "unknown_command",  "credit_frame",    "ack_frame",
+    "heartbeat_frame", "too_many_workers", "credit_overflow", "output_frame"};
 
 /*  One job sent and not yet acknowledged. Slots of a worker are kept in the order sent, so
     their seqs increase and an ack finds its slot by binary search (acks may come out of
@@ -67,6 +68,11 @@ struct pp_dispatch_t {
     uint64_t credit;
     uint64_t next_seq;
     pp_ratelimit_t rl;
+    pp_dispatch_output_fn *output_fn;
+    void *output_ctx;
+    bool not_reading;
+    bool stop_reading; // set by the output function for the current on_readable call
+    pp_metric_t *m_outputs;
     pp_metric_t *m_sent, *m_acks, *m_requeued, *m_deaths, *m_unknown_acks;
     pp_metric_t *m_workers, *m_pending, *m_in_flight;
     pp_metric_t *m_bad[BAD_COUNT];
@@ -292,6 +298,8 @@ pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_c
     char l[96];
     snprintf(l, sizeof l, "pool=\"%s\"", d->pool);
     d->m_sent = pp_metrics_counter(metrics, "link_jobs_sent_total", "Jobs sent to workers", l);
+    d->m_outputs = pp_metrics_counter(metrics, "link_outputs_total",
+                                      "Outputs (jobs for other pools) received from workers", l);
     d->m_acks = pp_metrics_counter(metrics, "link_acks_total", "Jobs acknowledged by workers", l);
     d->m_requeued = pp_metrics_counter(metrics, "link_requeued_total",
                                        "Unacknowledged jobs of lost workers sent again", l);
@@ -539,6 +547,16 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
             return;
         }
         break;
+    case 'O':
+        if (!d->output_fn) {
+            s_bad(d, BAD_UNKNOWN_COMMAND, &f[0], nf);
+            return;
+        }
+        if (nf != 3) {
+            s_bad(d, BAD_OUTPUT_FRAME, &f[0], nf);
+            return;
+        }
+        break;
     case 'H':
     case 'B':
         if (nf != 2) {
@@ -553,6 +571,12 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
     }
     size_t index = 0;
     s_worker_t *w = s_worker_find(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &index);
+    if (cmd == 'O') {
+        // Forwarded even from an unknown worker (the hub restarted while it held a job):
+        // the output is a real result, and dropping it would lose it.
+        pp_metric_inc(d->m_outputs);
+        if (!d->output_fn(d->output_ctx, &f[2])) d->stop_reading = true;
+    }
     if (!w) {
         if (cmd == 'B') return;
         if (cmd != 'R') {
@@ -587,7 +611,8 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
 void pp_dispatch_on_readable(pp_dispatch_t *d)
 {
     uint64_t now = pp_mono_ms();
-    for (int n = 0; n < S_MAX_READS; n++) {
+    d->stop_reading = false;
+    for (int n = 0; n < S_MAX_READS && !d->stop_reading; n++) {
         zmq_msg_t f[4];
         zmq_msg_init(&f[0]);
         if (zmq_msg_recv(&f[0], d->raw, ZMQ_DONTWAIT) < 0) {
@@ -625,6 +650,7 @@ int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms)
     for (size_t i = 0; i < d->nworkers;) {
         s_worker_t *w = d->workers[i];
         uint64_t heard = now_ms > w->last_heard ? now_ms - w->last_heard : 0;
+        if (d->not_reading) heard = 0; // silence we cause is not death
         if (heard >= d->timeout_ms) {
             s_worker_forget(d, i, "timeout");
             continue;
@@ -646,6 +672,22 @@ int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms)
     }
     pp_dispatch_pump(d);
     return next < 1 ? 1 : (int)next;
+}
+
+void pp_dispatch_set_output(pp_dispatch_t *d, pp_dispatch_output_fn *fn, void *ctx)
+{
+    d->output_fn = fn;
+    d->output_ctx = ctx;
+}
+
+void pp_dispatch_set_reading(pp_dispatch_t *d, bool reading)
+{
+    if (reading && d->not_reading) {
+        uint64_t now = pp_mono_ms();
+        for (size_t i = 0; i < d->nworkers; i++)
+            d->workers[i]->last_heard = now;
+    }
+    d->not_reading = !reading;
 }
 
 size_t pp_dispatch_requeue_all(pp_dispatch_t *d)

@@ -80,6 +80,20 @@ size_t pp_dispatch_pump(pp_dispatch_t *d);
     calling again (>= 1). */
 int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms);
 
+/*  Outputs: a worker may send results back over its link ("O" + body; see pp_link_send),
+    e.g. a resolver's APNS and MQTT jobs. Each one is handed to fn, which may move *body
+    (zmq_msg_move) or leave it to be closed. fn returns true to keep reading, false to stop
+    this pp_dispatch_on_readable call after this message (its target is full). Without an
+    output function, "O" is counted as an unknown command. */
+typedef bool(pp_dispatch_output_fn)(void *ctx, zmq_msg_t *body);
+void pp_dispatch_set_output(pp_dispatch_t *d, pp_dispatch_output_fn *fn, void *ctx);
+
+/*  Tells the dispatcher whether its owner is reading the socket. While it is not
+    (backpressure: the pools this pool's outputs go to are full), workers cannot be heard,
+    so none is declared dead for silence; when reading resumes every worker's clock starts
+    again. Heartbeats to workers go on. */
+void pp_dispatch_set_reading(pp_dispatch_t *d, bool reading);
+
 /*  Forgets every worker and requeues all in-flight jobs to the front of the pending FIFO,
     e.g. before a bounded drain with a fresh set of workers. Returns the number requeued. */
 size_t pp_dispatch_requeue_all(pp_dispatch_t *d);

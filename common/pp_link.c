@@ -221,6 +221,16 @@ int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
     return 0;
 }
 
+int pp_link_send(pp_link_t *l, zmq_msg_t *body)
+{
+    char cmd = 'O';
+    if (zmq_send(l->raw, &cmd, 1, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) return -1;
+    // Once a DEALER took the first frame of a message it takes the rest.
+    if (zmq_msg_send(body, l->raw, ZMQ_DONTWAIT) < 0) return -1;
+    l->last_sent = pp_mono_ms();
+    return 0;
+}
+
 void pp_link_ack(pp_link_t *l, uint64_t seq)
 {
     uint8_t *b = l->acks + 8 * l->nacks;

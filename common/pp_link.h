@@ -56,6 +56,16 @@ void *pp_link_socket(pp_link_t *l);
     error (errno set). */
 int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body);
 
+/*  Sends one output to the hub ("O" + body), e.g. the APNS and MQTT jobs a resolver makes
+    of the RESOLVE job it holds; the hub routes it to the pool its kind names. Never blocks:
+    returns 0 with body moved (left empty), or -1 with errno EAGAIN when the socket is at its
+    high-water mark (the hub is not reading: backpressure); then poll pp_link_socket for
+    ZMQ_POLLOUT, keep calling pp_link_tick, and try again. Send all of a job's outputs
+    before acking it: one socket keeps their order, so the hub never sees the ack of a job
+    without all its outputs, and a worker killed half-way has its job redone
+    (at-least-once). */
+int pp_link_send(pp_link_t *l, zmq_msg_t *body);
+
 /*  Marks job seq done: queues its ack (flushed by pp_link_tick, or at once when the batch
     is full) and frees one slot of the window. Ack each received job exactly once. */
 void pp_link_ack(pp_link_t *l, uint64_t seq);

@@ -20,7 +20,10 @@ def _now_ms():
 
 
 class FakeHub:
-    """The hub of one pool. Jobs are bytes; acked holds (worker_id, seq, body) per ack."""
+    """The hub of one pool. Jobs are bytes; acked holds (worker_id, seq, body) per ack;
+    outputs holds (worker_id, body) per "O" a worker sent (a resolver's APNS/MQTT jobs),
+    and acked_after_outputs the number of outputs received before each ack, so a test can
+    check that a job's outputs came before its ack."""
 
     def __init__(self, endpoint, heartbeat_ms=1000, timeout_ms=None, ctx=None):
         self.ctx = ctx or zmq.Context.instance()
@@ -39,6 +42,8 @@ class FakeHub:
         self.byes = 0
         self.unknown_acks = 0
         self.bad = collections.Counter()
+        self.outputs = []
+        self.outputs_at_ack = []  # len(outputs) when each entry of acked arrived
         self.max_held = {}  # id -> most jobs in flight to it at once
 
     def enqueue(self, body):
@@ -83,10 +88,16 @@ class FakeHub:
         if cmd == b"A" and not (len(args) == 1 and args[0] and len(args[0]) % 8 == 0):
             self.bad["ack_frame"] += 1
             return
+        if cmd == b"O":
+            if len(args) != 1:
+                self.bad["output_frame"] += 1
+                return
+            # Kept even from an unknown worker, as the C hub does.
+            self.outputs.append((wid, args[0]))
         if cmd in (b"H", b"B") and args:
             self.bad["heartbeat_frame"] += 1
             return
-        if cmd not in (b"R", b"A", b"H", b"B"):
+        if cmd not in (b"R", b"A", b"H", b"B", b"O"):
             self.bad["unknown_command"] += 1
             return
         w = self.workers.get(wid)
@@ -108,6 +119,7 @@ class FakeHub:
                     self.unknown_acks += 1
                 else:
                     self.acked.append((wid, seq, body))
+                    self.outputs_at_ack.append(len(self.outputs))
         elif cmd == b"B":
             self._forget(wid, dead=False)
 
@@ -193,6 +205,10 @@ class FakeWorker:
             return
         self._send(b"R", struct.pack(">I", free))
         self.credit += free
+
+    def send_output(self, body):
+        """Sends one output ("O"), e.g. a job for another pool, before acking its job."""
+        self._send(b"O", bytes(body))
 
     def ack(self, seq):
         if seq in self.held:

@@ -528,6 +528,116 @@ static void test_pending_bound(void **state)
     pp_dispatch_destroy(&d);
 }
 
+/*  Outputs: a worker sends two outputs per job, then acks it. The hub hands every output to
+    the output function, and always before the job's ack (one socket keeps order). */
+typedef struct {
+    pp_dispatch_t *d;
+    int outputs[NJOBS];
+    int out_of_order; // outputs seen for a job already acked
+    int total;
+} s_outputs_t;
+
+static bool s_on_output(void *ctx, zmq_msg_t *body)
+{
+    s_outputs_t *o = ctx;
+    int id = s_job_id(body);
+    assert_true(id >= 0 && id < NJOBS);
+    o->outputs[id]++;
+    o->total++;
+    if (s_done[id]) o->out_of_order++;
+    return true;
+}
+
+static bool s_all_outputs(void *arg)
+{
+    s_outputs_t *o = arg;
+    return o->total == 2 * NJOBS && pp_dispatch_in_flight(o->d) == 0 &&
+           pp_dispatch_pending(o->d) == 0;
+}
+
+static void test_outputs_before_ack(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    s_outputs_t o = {.d = d};
+    pp_dispatch_set_output(d, s_on_output, &o);
+    pp_link_t *l = pp_link_new(ep, NULL, NULL, 8, HB);
+    s_enqueue(d, NJOBS, 40);
+    uint64_t end = pp_mono_ms() + 5000;
+    while (pp_mono_ms() < end && !s_all_outputs(&o)) {
+        zmq_pollitem_t items[2] = {{pp_dispatch_socket(d), 0, ZMQ_POLLIN, 0},
+                                   {pp_link_socket(l), 0, ZMQ_POLLIN, 0}};
+        zmq_poll(items, 2, 5);
+        // The hub's side first, so that the acks it reads are checked against outputs.
+        pp_dispatch_on_readable(d);
+        pp_dispatch_tick(d, pp_mono_ms());
+        uint64_t seq;
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        while (pp_link_recv(l, &seq, &body) == 1) {
+            for (int k = 0; k < 2; k++) {
+                zmq_msg_t out;
+                zmq_msg_init(&out);
+                zmq_msg_copy(&out, &body);
+                assert_int_equal(pp_link_send(l, &out), 0);
+                zmq_msg_close(&out);
+            }
+            pp_link_ack(l, seq);
+            pp_link_tick(l); // flush the ack right behind the outputs
+        }
+        zmq_msg_close(&body);
+        pp_link_tick(l);
+        // Mark acked jobs once the hub has processed their acks.
+        if (pp_dispatch_in_flight(d) == 0)
+            for (int i = 0; i < NJOBS; i++)
+                if (o.outputs[i] == 2) s_done[i] = 1;
+    }
+    assert_int_equal(o.total, 2 * NJOBS);
+    for (int i = 0; i < NJOBS; i++)
+        assert_int_equal(o.outputs[i], 2);
+    assert_int_equal(o.out_of_order, 0);
+    assert_int_equal(s_metric(m, "link_outputs_total", POOL), 2 * NJOBS);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), NJOBS);
+    pp_link_destroy(&l);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
+/*  While the owner is not reading the hub socket (backpressure), silent workers are not
+    declared dead; once reading resumes they are heard again. */
+static void test_not_reading_is_not_death(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 3 * HB, 1000, 1 << 20);
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 4, HB), .ack = true, .ticking = true};
+    s_run(d, &w, 1, 2000, s_has_credit, d);
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    pp_dispatch_set_reading(d, false);
+    uint64_t end = pp_mono_ms() + 6 * HB;
+    while (pp_mono_ms() < end) { // the hub ticks but never reads
+        pp_dispatch_tick(d, pp_mono_ms());
+        pp_link_tick(w.link);
+        usleep(10000);
+    }
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    assert_int_equal(s_metric(m, "link_worker_deaths_total", POOL), 0);
+    pp_dispatch_set_reading(d, true);
+    s_run(d, &w, 1, 2 * HB, NULL, NULL);
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    assert_int_equal(s_metric(m, "link_worker_deaths_total", POOL), 0);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -553,6 +663,8 @@ int main(void)
         cmocka_unit_test(test_bad_messages),
         cmocka_unit_test(test_worker_bad_messages),
         cmocka_unit_test(test_pending_bound),
+        cmocka_unit_test(test_outputs_before_ack),
+        cmocka_unit_test(test_not_reading_is_not_death),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
