@@ -1,7 +1,7 @@
 /*  pp_frame: strict decoding of client frames. See pp_frame.h and PROTOCOL.md.
 
     Decoding runs in three steps:
-      1. scan_structure() walks the raw bytes once, without building anything, and
+      1. pp_mpscan() walks the raw bytes once, without building anything, and
          rejects frames that are not msgpack, truncated, followed by trailing bytes, or
          nested deeper than the limit. It exists because msgpack-c's unpacker, given a
          container header, allocates count * 24 bytes before it has seen a single element
@@ -15,6 +15,7 @@
 */
 #include "pp_frame.h"
 #include "pp_json.h"
+#include "pp_mpscan.h"
 #include "pp_log.h"
 
 #include <inttypes.h>
@@ -126,162 +127,23 @@ void pp_frame_decoder_destroy(pp_frame_decoder_t **p)
     *p = NULL;
 }
 
-/* ---- step 1: structure scan ------------------------------------------------------- */
+/* ---- step 1: structure scan (pp_mpscan) ------------------------------------------ */
 
-/*  Reads an n-byte big-endian unsigned integer at p[*pos], if there are n bytes. */
-static bool read_be(const unsigned char *p, size_t len, size_t *pos, size_t n, uint64_t *v)
-{
-    if (n > len - *pos) return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++)
-        x = (x << 8) | p[*pos + i];
-    *pos += n;
-    *v = x;
-    return true;
-}
-
-/*  Walks one msgpack value spanning exactly buf[0..len), iteratively. max_levels is the
-    deepest container nesting allowed (the outer array is level 1). Hand-written, see
-    the top of this file for why msgpack-c cannot be trusted with this step. */
 static pp_frame_reason_t scan_structure(const unsigned char *p, size_t len, size_t max_levels,
                                         const char **detail)
 {
-    uint64_t left[PP_FRAME_MAX_DEPTH_LIMIT + 2]; /* values still to read at each level */
-    size_t top = 0, pos = 0;
-    left[0] = 1;
-    for (;;) {
-        while (left[top] == 0) {
-            if (top == 0) goto done;
-            top--;
-        }
-        if (pos >= len) {
-            *detail = len ? "frame ends in the middle of a value" : "frame is empty";
-            return PP_FRAME_TRUNCATED;
-        }
-        unsigned char c = p[pos++];
-        left[top]--;
-        uint64_t skip = 0, items = 0, n = 0;
-        bool container = false, ok = true;
-        if (c <= 0x7f || c >= 0xe0) {
-            /* fixint */
-        } else if (c <= 0x8f) {
-            container = true, items = 2u * (c & 0x0fu);
-        } else if (c <= 0x9f) {
-            container = true, items = c & 0x0fu;
-        } else if (c <= 0xbf) {
-            skip = c & 0x1fu;
-        } else {
-            switch (c) {
-            case 0xc0: /* nil, false, true */
-            case 0xc2:
-            case 0xc3:
-                break;
-            case 0xc1:
-                *detail = "byte 0xc1 is never used in msgpack";
-                return PP_FRAME_NOT_MSGPACK;
-            case 0xc4: /* bin 8/16/32 */
-            case 0xd9: /* str 8 */
-                ok = read_be(p, len, &pos, 1, &skip);
-                break;
-            case 0xc5:
-            case 0xda:
-                ok = read_be(p, len, &pos, 2, &skip);
-                break;
-            case 0xc6:
-            case 0xdb:
-                ok = read_be(p, len, &pos, 4, &skip);
-                break;
-            case 0xc7: /* ext 8/16/32: length, then a type byte */
-                ok = read_be(p, len, &pos, 1, &skip), skip++;
-                break;
-            case 0xc8:
-                ok = read_be(p, len, &pos, 2, &skip), skip++;
-                break;
-            case 0xc9:
-                ok = read_be(p, len, &pos, 4, &skip), skip++;
-                break;
-            case 0xca: /* float 32/64 */
-                skip = 4;
-                break;
-            case 0xcb:
-                skip = 8;
-                break;
-            case 0xcc: /* uint, int 8..64 */
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4: /* fixext 1..16: type byte + data */
-                skip = 2;
-                break;
-            case 0xd5:
-                skip = 3;
-                break;
-            case 0xd6:
-                skip = 5;
-                break;
-            case 0xd7:
-                skip = 9;
-                break;
-            case 0xd8:
-                skip = 17;
-                break;
-            case 0xdc: /* array 16/32 */
-                container = true, ok = read_be(p, len, &pos, 2, &items);
-                break;
-            case 0xdd:
-                container = true, ok = read_be(p, len, &pos, 4, &items);
-                break;
-            case 0xde: /* map 16/32 */
-                container = true, ok = read_be(p, len, &pos, 2, &n), items = 2 * n;
-                break;
-            case 0xdf:
-                container = true, ok = read_be(p, len, &pos, 4, &n), items = 2 * n;
-                break;
-            }
-        }
-        if (!ok) {
-            *detail = "frame ends in the middle of a value";
-            return PP_FRAME_TRUNCATED;
-        }
-        if (!container) {
-            if (skip > len - pos) {
-                *detail = "frame ends in the middle of a value";
-                return PP_FRAME_TRUNCATED;
-            }
-            pos += skip;
-            continue;
-        }
-        /* Empty containers count too: msgpack-c's stack limit applies to them as well. */
-        if (top + 1 > max_levels) {
-            *detail = "the frame nests deeper than max_depth allows";
-            return PP_FRAME_TOO_DEEP;
-        }
-        if (items == 0) continue;
-        /* Every value takes at least one byte: a bigger count can only be a cut frame. */
-        if (items > len - pos) {
-            *detail = "an array or map claims more elements than the frame holds";
-            return PP_FRAME_TRUNCATED;
-        }
-        left[++top] = items;
-    }
-done:
-    if (pos < len) {
-        *detail = "bytes follow the frame's array";
+    switch (pp_mpscan(p, len, max_levels, detail)) {
+    case PP_MPSCAN_OK:
+        return PP_FRAME_OK;
+    case PP_MPSCAN_TRUNCATED:
+        return PP_FRAME_TRUNCATED;
+    case PP_MPSCAN_TOO_DEEP:
+        return PP_FRAME_TOO_DEEP;
+    case PP_MPSCAN_TRAILING:
         return PP_FRAME_TRAILING_BYTES;
+    default:
+        return PP_FRAME_NOT_MSGPACK;
     }
-    return PP_FRAME_OK;
 }
 
 /* ---- step 3: ids -------------------------------------------------------------------- */

@@ -1,4 +1,5 @@
 #include "pp_job.h"
+#include "pp_mpscan.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,7 @@ void pp_opts_init(pp_opts_t *opts)
 static void s_pack_str(msgpack_packer *pk, pp_str_t s)
 {
     msgpack_pack_str(pk, s.len);
-    if (s.len)
-        msgpack_pack_str_body(pk, s.ptr, s.len);
+    if (s.len) msgpack_pack_str_body(pk, s.ptr, s.len);
 }
 
 static void s_pack_head(msgpack_packer *pk, int kind, size_t arity)
@@ -56,8 +56,7 @@ static void s_pack_opts(msgpack_packer *pk, const pp_opts_t *o)
 
 int pp_resolve_job_encode(const pp_resolve_job_t *job, msgpack_sbuffer *out)
 {
-    if (job->n_ids == 0 || job->n_ids > PP_JOB_MAX_IDS || job->push_type < 1 ||
-        job->push_type > 3)
+    if (job->n_ids == 0 || job->n_ids > PP_JOB_MAX_IDS || job->push_type < 1 || job->push_type > 3)
         return -1;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
@@ -75,8 +74,7 @@ int pp_resolve_job_encode(const pp_resolve_job_t *job, msgpack_sbuffer *out)
 
 int pp_apns_job_encode(const pp_apns_job_t *job, msgpack_sbuffer *out)
 {
-    if (job->n_targets == 0 || job->n_targets > PP_JOB_MAX_TARGETS || job->env > 1)
-        return -1;
+    if (job->n_targets == 0 || job->n_targets > PP_JOB_MAX_TARGETS || job->env > 1) return -1;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     s_pack_head(&pk, PP_JOB_APNS, APNS_ARITY);
@@ -100,8 +98,7 @@ int pp_apns_job_encode(const pp_apns_job_t *job, msgpack_sbuffer *out)
 
 int pp_mqtt_job_encode(const pp_mqtt_job_t *job, msgpack_sbuffer *out)
 {
-    if (job->n_topics == 0 || job->n_topics > PP_JOB_MAX_TOPICS || job->qos < -1 ||
-        job->qos > 2)
+    if (job->n_topics == 0 || job->n_topics > PP_JOB_MAX_TOPICS || job->qos < -1 || job->qos > 2)
         return -1;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
@@ -131,6 +128,20 @@ typedef struct {
 static int s_open(const void *buf, size_t len, int kind, size_t arity, s_frame_t *fr,
                   const char **why)
 {
+    /* Jobs nest 3 deep (job, targets, pair); anything else is not a job. */
+    switch (pp_mpscan(buf, len, 3, NULL)) {
+    case PP_MPSCAN_OK:
+        break;
+    case PP_MPSCAN_TRAILING:
+        *why = "trailing_bytes";
+        return -1;
+    case PP_MPSCAN_TOO_DEEP:
+        *why = "too_deep";
+        return -1;
+    default:
+        *why = "not_msgpack";
+        return -1;
+    }
     msgpack_unpacked_init(&fr->up);
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack_next(&fr->up, buf, len, &off);
@@ -153,8 +164,7 @@ static int s_open(const void *buf, size_t len, int kind, size_t arity, s_frame_t
         *why = "bad_kind";
         goto fail;
     }
-    if (fr->f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        fr->f[1].via.u64 != PP_JOB_VERSION) {
+    if (fr->f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || fr->f[1].via.u64 != PP_JOB_VERSION) {
         *why = "bad_version";
         goto fail;
     }
@@ -170,8 +180,7 @@ fail:
 
 static bool s_str(const msgpack_object *o, pp_str_t *out)
 {
-    if (o->type != MSGPACK_OBJECT_STR)
-        return false;
+    if (o->type != MSGPACK_OBJECT_STR) return false;
     out->ptr = o->via.str.ptr;
     out->len = o->via.str.size;
     return true;
@@ -181,24 +190,21 @@ static bool s_int(const msgpack_object *o, int64_t min, int64_t max, int64_t *ou
 {
     int64_t v;
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > (uint64_t)INT64_MAX)
-            return false;
+        if (o->via.u64 > (uint64_t)INT64_MAX) return false;
         v = (int64_t)o->via.u64;
     } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
         v = o->via.i64;
     } else {
         return false;
     }
-    if (v < min || v > max)
-        return false;
+    if (v < min || v > max) return false;
     *out = v;
     return true;
 }
 
 static bool s_u64(const msgpack_object *o, uint64_t *out)
 {
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return false;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return false;
     *out = o->via.u64;
     return true;
 }
@@ -209,8 +215,7 @@ static bool s_str_array(const msgpack_object *o, size_t max, pp_str_t **out, siz
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 || o->via.array.size > max)
         return false;
     pp_str_t *arr = malloc(o->via.array.size * sizeof *arr);
-    if (!arr)
-        return false;
+    if (!arr) return false;
     for (size_t i = 0; i < o->via.array.size; i++) {
         if (!s_str(&o->via.array.ptr[i], &arr[i])) {
             free(arr);
@@ -225,38 +230,29 @@ static bool s_str_array(const msgpack_object *o, size_t max, pp_str_t **out, siz
 static bool s_opts(const msgpack_object *o, pp_opts_t *opts)
 {
     pp_opts_init(opts);
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return false;
+    if (o->type != MSGPACK_OBJECT_MAP) return false;
     for (size_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         pp_str_t k;
         int64_t v;
-        if (!s_str(&kv->key, &k))
-            return false;
+        if (!s_str(&kv->key, &k)) return false;
 #define KEY(lit) (k.len == sizeof(lit) - 1 && memcmp(k.ptr, lit, k.len) == 0)
         if (KEY("id")) {
-            if (!s_str(&kv->val, &opts->client_id))
-                return false;
+            if (!s_str(&kv->val, &opts->client_id)) return false;
         } else if (KEY("ch")) {
-            if (!s_int(&kv->val, 1, 3, &v))
-                return false;
+            if (!s_int(&kv->val, 1, 3, &v)) return false;
             opts->channels = (uint8_t)v;
         } else if (KEY("pt")) {
-            if (!s_str(&kv->val, &opts->apns_push_type))
-                return false;
+            if (!s_str(&kv->val, &opts->apns_push_type)) return false;
         } else if (KEY("pr")) {
-            if (!s_int(&kv->val, 0, 10, &v))
-                return false;
+            if (!s_int(&kv->val, 0, 10, &v)) return false;
             opts->apns_priority = (int)v;
         } else if (KEY("ex")) {
-            if (!s_int(&kv->val, -1, INT64_MAX, &opts->apns_expiration))
-                return false;
+            if (!s_int(&kv->val, -1, INT64_MAX, &opts->apns_expiration)) return false;
         } else if (KEY("ci")) {
-            if (!s_str(&kv->val, &opts->apns_collapse_id))
-                return false;
+            if (!s_str(&kv->val, &opts->apns_collapse_id)) return false;
         } else if (KEY("qos")) {
-            if (!s_int(&kv->val, -1, 2, &v))
-                return false;
+            if (!s_int(&kv->val, -1, 2, &v)) return false;
             opts->mqtt_qos = (int)v;
         }
         /* Unknown keys are skipped: a newer broker may add options that an older
@@ -270,8 +266,7 @@ int pp_resolve_job_decode(const void *buf, size_t len, pp_resolve_job_t *job, co
 {
     s_frame_t fr;
     memset(job, 0, sizeof *job);
-    if (s_open(buf, len, PP_JOB_RESOLVE, RESOLVE_ARITY, &fr, why) != 0)
-        return -1;
+    if (s_open(buf, len, PP_JOB_RESOLVE, RESOLVE_ARITY, &fr, why) != 0) return -1;
     const msgpack_object *f = fr.f;
     int64_t type = 0;
     *why = NULL;
@@ -293,8 +288,7 @@ int pp_resolve_job_decode(const void *buf, size_t len, pp_resolve_job_t *job, co
         job->ids = NULL;
     }
     msgpack_unpacked_destroy(&fr.up);
-    if (*why)
-        return -1;
+    if (*why) return -1;
     job->push_type = (uint8_t)type;
     return 0;
 }
@@ -306,8 +300,7 @@ static bool s_targets(const msgpack_object *o, pp_apns_job_t *job)
         return false;
     size_t n = o->via.array.size;
     pp_apns_target_t *t = malloc(n * sizeof *t);
-    if (!t)
-        return false;
+    if (!t) return false;
     for (size_t i = 0; i < n; i++) {
         const msgpack_object *pair = &o->via.array.ptr[i];
         if (pair->type != MSGPACK_OBJECT_ARRAY || pair->via.array.size != 2 ||
@@ -326,8 +319,7 @@ int pp_apns_job_decode(const void *buf, size_t len, pp_apns_job_t *job, const ch
 {
     s_frame_t fr;
     memset(job, 0, sizeof *job);
-    if (s_open(buf, len, PP_JOB_APNS, APNS_ARITY, &fr, why) != 0)
-        return -1;
+    if (s_open(buf, len, PP_JOB_APNS, APNS_ARITY, &fr, why) != 0) return -1;
     const msgpack_object *f = fr.f;
     int64_t env = 0, prio = 0;
     *why = NULL;
@@ -352,8 +344,7 @@ int pp_apns_job_decode(const void *buf, size_t len, pp_apns_job_t *job, const ch
     else if (!s_targets(&f[11], job))
         *why = "bad_field:targets";
     msgpack_unpacked_destroy(&fr.up);
-    if (*why)
-        return -1;
+    if (*why) return -1;
     job->env = (uint8_t)env;
     job->priority = (int)prio;
     return 0;
@@ -363,8 +354,7 @@ int pp_mqtt_job_decode(const void *buf, size_t len, pp_mqtt_job_t *job, const ch
 {
     s_frame_t fr;
     memset(job, 0, sizeof *job);
-    if (s_open(buf, len, PP_JOB_MQTT, MQTT_ARITY, &fr, why) != 0)
-        return -1;
+    if (s_open(buf, len, PP_JOB_MQTT, MQTT_ARITY, &fr, why) != 0) return -1;
     const msgpack_object *f = fr.f;
     int64_t qos = 0;
     *why = NULL;
@@ -379,8 +369,7 @@ int pp_mqtt_job_decode(const void *buf, size_t len, pp_mqtt_job_t *job, const ch
     else if (!s_str_array(&f[6], PP_JOB_MAX_TOPICS, &job->topics, &job->n_topics))
         *why = "bad_field:topics";
     msgpack_unpacked_destroy(&fr.up);
-    if (*why)
-        return -1;
+    if (*why) return -1;
     job->qos = (int)qos;
     return 0;
 }
@@ -391,8 +380,7 @@ int pp_job_peek_kind(const void *buf, size_t len)
        without paying for a full decode. fixarray (0x90-0x9f) or array16 (0xdc), then a
        positive fixint kind. */
     const unsigned char *p = buf;
-    if (len < 2)
-        return 0;
+    if (len < 2) return 0;
     size_t at;
     if (p[0] >= 0x90 && p[0] <= 0x9f)
         at = 1;
@@ -400,8 +388,7 @@ int pp_job_peek_kind(const void *buf, size_t len)
         at = 3;
     else
         return 0;
-    if (p[at] >= PP_JOB_RESOLVE && p[at] <= PP_JOB_MQTT)
-        return p[at];
+    if (p[at] >= PP_JOB_RESOLVE && p[at] <= PP_JOB_MQTT) return p[at];
     return 0;
 }
 

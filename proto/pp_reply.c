@@ -6,6 +6,7 @@
     does not know are skipped so that a newer broker may add fields. It never asserts.
 */
 #include "pp_reply.h"
+#include "pp_mpscan.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -124,87 +125,16 @@ static int s_decode_map(const msgpack_object *root, pp_reply_t *reply)
     return have_reason && reply->reason[0] ? 0 : -1;
 }
 
-/*  Reads an n-byte big-endian length at p[*pos]. */
-static bool s_read_be(const unsigned char *p, size_t len, size_t *pos, int n, uint64_t *out)
-{
-    if ((size_t)n > len - *pos) return false;
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[(*pos)++];
-    *out = v;
-    return true;
-}
-
-/*  msgpack-c allocates room for as many elements as a container header claims before it
-    sees a single one, so a 5-byte header claiming 2^32 elements would make it ask for
-    tens of GiB. This walk (msgpack-c has no limit option) checks that the buffer holds
-    one complete value whose containers claim no more elements than there are bytes left,
-    nested at most PP_REPLY_MAX_DEPTH deep, before msgpack-c sees it. */
+/*  Replies nest no deeper than this (checked by pp_mpscan before msgpack-c sees them). */
 #define PP_REPLY_MAX_DEPTH 8
-
-static bool s_well_formed(const unsigned char *p, size_t len)
-{
-    uint64_t left[PP_REPLY_MAX_DEPTH + 1];
-    size_t top = 0, pos = 0;
-    left[0] = 1;
-    for (;;) {
-        while (left[top] == 0) {
-            if (top == 0) return pos == len;
-            top--;
-        }
-        if (pos >= len) return false;
-        unsigned char c = p[pos++];
-        left[top]--;
-        uint64_t skip = 0, items = 0;
-        bool container = false, ok = true;
-        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-            /* fixint, nil, false, true */
-        } else if (c <= 0x8f) {
-            container = true, items = 2u * (c & 0x0fu);
-        } else if (c <= 0x9f) {
-            container = true, items = c & 0x0fu;
-        } else if (c <= 0xbf) {
-            skip = c & 0x1fu;
-        } else if (c == 0xc4 || c == 0xd9) { /* bin8, str8 */
-            ok = s_read_be(p, len, &pos, 1, &skip);
-        } else if (c == 0xc5 || c == 0xda) {
-            ok = s_read_be(p, len, &pos, 2, &skip);
-        } else if (c == 0xc6 || c == 0xdb) {
-            ok = s_read_be(p, len, &pos, 4, &skip);
-        } else if (c >= 0xc7 && c <= 0xc9) { /* ext 8/16/32: length, type byte */
-            ok = s_read_be(p, len, &pos, 1 << (c - 0xc7), &skip), skip++;
-        } else if (c == 0xca || c == 0xcb) { /* float 32/64 */
-            skip = c == 0xca ? 4 : 8;
-        } else if (c >= 0xcc && c <= 0xd3) { /* uint/int 8..64 */
-            skip = 1u << ((c - 0xcc) & 3);
-        } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16 + type byte */
-            skip = (1u << (c - 0xd4)) + 1;
-        } else if (c == 0xdc || c == 0xdd) { /* array 16/32 */
-            container = true, ok = s_read_be(p, len, &pos, c == 0xdc ? 2 : 4, &items);
-        } else if (c == 0xde || c == 0xdf) { /* map 16/32 */
-            container = true, ok = s_read_be(p, len, &pos, c == 0xde ? 2 : 4, &items);
-            items *= 2;
-        } else {
-            return false; /* 0xc1: never used */
-        }
-        if (!ok) return false;
-        if (!container) {
-            if (skip > len - pos) return false;
-            pos += skip;
-            continue;
-        }
-        if (top + 1 > PP_REPLY_MAX_DEPTH) return false;
-        /* every element takes at least one byte */
-        if (items > len - pos) return false;
-        if (items) left[++top] = items;
-    }
-}
 
 int pp_reply_decode(const void *buf, size_t len, pp_reply_t *reply)
 {
     if (!reply) return -1;
     memset(reply, 0, sizeof *reply);
-    if (!buf || len == 0 || len > PP_REPLY_MAX_BYTES || !s_well_formed(buf, len)) return -1;
+    if (!buf || len == 0 || len > PP_REPLY_MAX_BYTES ||
+        pp_mpscan(buf, len, PP_REPLY_MAX_DEPTH, NULL) != PP_MPSCAN_OK)
+        return -1;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
