@@ -122,7 +122,7 @@ static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-ats_control_t *ats_control_new(ats_state_t *state, int port)
+ats_control_t *ats_control_new(ats_state_t *state, const char *addr, int port)
 {
     ats_control_t *ctl = calloc(1, sizeof *ctl);
     if (!ctl) abort();
@@ -132,6 +132,11 @@ ats_control_t *ats_control_new(ats_state_t *state, int port)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (addr && inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+        pp_error("control_bind_failed", "reason=bad_address address=%s", addr);
+        free(ctl);
+        return NULL;
+    }
     ctl->daemon =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
                          NULL, s_handler, ctl, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,

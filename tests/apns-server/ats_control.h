@@ -12,7 +12,7 @@
 typedef struct ats_control_t ats_control_t;
 
 /*  Starts serving on 127.0.0.1:port. Returns NULL (with a logged error) if it cannot bind. */
-ats_control_t *ats_control_new(ats_state_t *state, int port);
+ats_control_t *ats_control_new(ats_state_t *state, const char *addr, int port);
 void ats_control_destroy(ats_control_t **p);
 
 #endif

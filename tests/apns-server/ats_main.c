@@ -29,10 +29,12 @@ enum {
     OPT_JWT_MAX_AGE,
     OPT_MAX_RECORDS,
     OPT_MIN_TOKEN_INTERVAL,
+    OPT_LISTEN,
 };
 
 typedef struct {
     long port, control_port, max_streams, jwt_max_age, max_records, min_token_interval;
+    const char *listen;
     const char *cert, *key, *env, *jwt_key, *team, *key_id, *client_ca, *topics;
     bool no_ramp;
 } s_opts_t;
@@ -53,11 +55,14 @@ static const struct option s_options[] = {
     {"jwt-max-age-s", required_argument, NULL, OPT_JWT_MAX_AGE},
     {"max-records", required_argument, NULL, OPT_MAX_RECORDS},
     {"min-token-interval-s", required_argument, NULL, OPT_MIN_TOKEN_INTERVAL},
+    {"listen", required_argument, NULL, OPT_LISTEN},
     {NULL, 0, NULL, 0},
 };
 
 static const char s_usage[] =
-    "  --port N                   HTTP/2 TLS port on 127.0.0.1 (0: any free port)\n"
+    "  --port N                   HTTP/2 TLS port (0: any free port)\n"
+    "  --listen ADDR              IPv4 address of both ports (default 127.0.0.1; tests in\n"
+    "                             network namespaces use the namespace's address)\n"
     "  --cert FILE --key FILE     server certificate chain and key (PEM)\n"
     "  --env sandbox|production   recorded with each notification (default sandbox)\n"
     "  --jwt-public-key FILE --team-id T --key-id K   token auth (ES256)\n"
@@ -118,6 +123,9 @@ static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
         return 0;
     case OPT_TOPICS:
         o->topics = arg;
+        return 0;
+    case OPT_LISTEN:
+        o->listen = arg;
         return 0;
     case OPT_CONTROL_PORT:
         return s_long("--control-port", arg, 1, 65535, &o->control_port);
@@ -198,6 +206,7 @@ int main(int argc, char **argv)
     }
     ats_server_config_t cfg = {
         .port = (int)o.port,
+        .listen_addr = o.listen,
         .cert_file = o.cert,
         .key_file = o.key,
         .client_ca_file = o.client_ca,
@@ -225,7 +234,7 @@ int main(int argc, char **argv)
         sigaddset(&block, SIGTERM);
         sigaddset(&block, SIGINT);
         pthread_sigmask(SIG_BLOCK, &block, &old);
-        control = ats_control_new(state, (int)o.control_port);
+        control = ats_control_new(state, o.listen, (int)o.control_port);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (srv && (control || o.control_port <= 0)) {

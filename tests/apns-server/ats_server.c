@@ -731,7 +731,7 @@ int ats_server_run(ats_server_t *srv)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-static int s_listen(ats_server_t *srv, int port)
+static int s_listen(ats_server_t *srv, const char *addr, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
@@ -742,6 +742,11 @@ static int s_listen(ats_server_t *srv, int port)
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (addr && inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+        pp_error("bind_failed", "reason=bad_address address=%s", addr);
+        close(fd);
+        return -1;
+    }
     socklen_t sl = sizeof sa;
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 1024) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
@@ -767,7 +772,7 @@ ats_server_t *ats_server_new(const ats_server_config_t *cfg, ats_state_t *state)
     srv->rbuf = malloc(READ_BUF);
     if (!srv->rbuf) abort();
     srv->ctx = s_tls_context(cfg);
-    if (!srv->ctx || s_listen(srv, cfg->port) != 0) goto fail;
+    if (!srv->ctx || s_listen(srv, cfg->listen_addr, cfg->port) != 0) goto fail;
     srv->ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->listen_tag};
     struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &srv->wake_tag};
