@@ -19,16 +19,14 @@ struct pp_config_t {
 static pp_config_t *s_new(json_t *root)
 {
     pp_config_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    if (!c) abort();
     c->root = root;
     return c;
 }
 
 pp_config_t *pp_config_load(const char *path, char *err, size_t errlen)
 {
-    if (!path)
-        return s_new(json_object());
+    if (!path) return s_new(json_object());
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
@@ -58,8 +56,7 @@ pp_config_t *pp_config_from_string(const char *text, char *err, size_t errlen)
 
 void pp_config_destroy(pp_config_t **p)
 {
-    if (!p || !*p)
-        return;
+    if (!p || !*p) return;
     pp_config_t *c = *p;
     json_decref(c->root);
     for (size_t i = 0; i < c->n_read; i++)
@@ -70,8 +67,7 @@ void pp_config_destroy(pp_config_t **p)
 
 void pp_config_fail(pp_config_t *c, const char *path, const char *fmt, ...)
 {
-    if (c->failed)
-        return;
+    if (c->failed) return;
     c->failed = true;
     int n = snprintf(c->error, sizeof c->error, "config: %s: ", path);
     va_list ap;
@@ -94,10 +90,8 @@ const char *pp_config_error(const pp_config_t *c)
 static void s_mark(pp_config_t *c, const char *path)
 {
     for (size_t i = 0; i < c->n_read; i++)
-        if (strcmp(c->read[i], path) == 0)
-            return;
-    if (c->n_read < PP_CONFIG_MAX_READ)
-        c->read[c->n_read++] = strdup(path);
+        if (strcmp(c->read[i], path) == 0) return;
+    if (c->n_read < PP_CONFIG_MAX_READ) c->read[c->n_read++] = strdup(path);
 }
 
 static bool s_was_read(pp_config_t *c, const char *path)
@@ -108,12 +102,9 @@ static bool s_was_read(pp_config_t *c, const char *path)
         /* A key counts as read if it, an ancestor (pp_config_json) or a descendant
            (a getter below it) was read. */
         size_t rlen = strlen(r);
-        if (strcmp(r, path) == 0)
-            return true;
-        if (rlen < plen && strncmp(r, path, rlen) == 0 && path[rlen] == '.')
-            return true;
-        if (plen < rlen && strncmp(r, path, plen) == 0 && r[plen] == '.')
-            return true;
+        if (strcmp(r, path) == 0) return true;
+        if (rlen < plen && strncmp(r, path, rlen) == 0 && path[rlen] == '.') return true;
+        if (plen < rlen && strncmp(r, path, plen) == 0 && r[plen] == '.') return true;
     }
     return false;
 }
@@ -133,8 +124,7 @@ static json_t *s_lookup(pp_config_t *c, const char *path)
             return NULL;
         }
         node = json_object_get(node, part);
-        if (!node)
-            return NULL;
+        if (!node) return NULL;
     }
     return json_is_null(node) ? NULL : node;
 }
@@ -178,8 +168,7 @@ long long pp_config_int(pp_config_t *c, const char *path, long long def, long lo
                         long long max)
 {
     json_t *v = s_lookup(c, path);
-    if (!v)
-        return def;
+    if (!v) return def;
     if (!json_is_integer(v)) {
         pp_config_fail(c, path, "expected an integer in [%lld, %lld]", min, max);
         return def;
@@ -195,8 +184,7 @@ long long pp_config_int(pp_config_t *c, const char *path, long long def, long lo
 double pp_config_double(pp_config_t *c, const char *path, double def, double min, double max)
 {
     json_t *v = s_lookup(c, path);
-    if (!v)
-        return def;
+    if (!v) return def;
     if (!json_is_number(v)) {
         pp_config_fail(c, path, "expected a number in [%g, %g]", min, max);
         return def;
@@ -212,8 +200,7 @@ double pp_config_double(pp_config_t *c, const char *path, double def, double min
 bool pp_config_bool(pp_config_t *c, const char *path, bool def)
 {
     json_t *v = s_lookup(c, path);
-    if (!v)
-        return def;
+    if (!v) return def;
     if (!json_is_boolean(v)) {
         pp_config_fail(c, path, "expected true or false");
         return def;
@@ -224,8 +211,7 @@ bool pp_config_bool(pp_config_t *c, const char *path, bool def)
 const char *pp_config_str(pp_config_t *c, const char *path, const char *def)
 {
     json_t *v = s_lookup(c, path);
-    if (!v)
-        return def;
+    if (!v) return def;
     if (!json_is_string(v)) {
         pp_config_fail(c, path, "expected a string");
         return def;
@@ -237,8 +223,7 @@ int pp_config_enum(pp_config_t *c, const char *path, const char *def, const char
 {
     const char *s = pp_config_str(c, path, def);
     for (int i = 0; choices[i]; i++)
-        if (s && strcmp(s, choices[i]) == 0)
-            return i;
+        if (s && strcmp(s, choices[i]) == 0) return i;
     char list[256] = "";
     for (int i = 0; choices[i]; i++) {
         strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
@@ -246,8 +231,7 @@ int pp_config_enum(pp_config_t *c, const char *path, const char *def, const char
     }
     pp_config_fail(c, path, "\"%s\" is not one of: %s", s ? s : "", list);
     for (int i = 0; choices[i]; i++)
-        if (def && strcmp(def, choices[i]) == 0)
-            return i;
+        if (def && strcmp(def, choices[i]) == 0) return i;
     return 0;
 }
 
@@ -271,8 +255,7 @@ static void s_check_object(pp_config_t *c, json_t *obj, const char *prefix)
             pp_config_fail(c, path, "unknown key (misspelt, or not for this program?)");
             return;
         }
-        if (json_is_object(value))
-            s_check_object(c, value, path);
+        if (json_is_object(value)) s_check_object(c, value, path);
     }
 }
 
@@ -291,8 +274,7 @@ void pp_config_check_unknown(pp_config_t *c, const char *const *sections)
             continue;
         }
         json_t *sec = json_object_get(c->root, sections[i]);
-        if (!sec)
-            continue;
+        if (!sec) continue;
         if (!json_is_object(sec)) {
             pp_config_fail(c, sections[i], "expected an object");
             continue;

@@ -14,21 +14,17 @@ const char *pp_endpoint_name(pp_ep_t which)
 
 int pp_endpoint(const char *base, pp_ep_t which, char *out, size_t outlen)
 {
-    if (!base || which >= PP_EP_COUNT)
-        return -1;
+    if (!base || which >= PP_EP_COUNT) return -1;
     if (strncmp(base, "ipc://", 6) == 0 && base[6]) {
         int n = snprintf(out, outlen, "%s-%s", base, s_names[which]);
         return n > 0 && (size_t)n < outlen ? 0 : -1;
     }
-    if (strncmp(base, "tcp://", 6) != 0)
-        return -1;
+    if (strncmp(base, "tcp://", 6) != 0) return -1;
     const char *colon = strrchr(base + 6, ':');
-    if (!colon || colon == base + 6)
-        return -1;
+    if (!colon || colon == base + 6) return -1;
     char *end = NULL;
     long port = strtol(colon + 1, &end, 10);
-    if (!end || *end || port < 1 || port + PP_EP_COUNT - 1 > 65535)
-        return -1;
+    if (!end || *end || port < 1 || port + PP_EP_COUNT - 1 > 65535) return -1;
     int n = snprintf(out, outlen, "%.*s:%ld", (int)(colon - base), base, port + (long)which);
     return n > 0 && (size_t)n < outlen ? 0 : -1;
 }

@@ -39,8 +39,7 @@ bool pp_log_enabled(pp_log_level_t level)
 
 void pp_log(pp_log_level_t level, const char *event, const char *fmt, ...)
 {
-    if (!pp_log_enabled(level))
-        return;
+    if (!pp_log_enabled(level)) return;
     /* The line is built whole and written with one call so that lines from several
        threads never interleave. */
     char line[2048];
@@ -50,10 +49,9 @@ void pp_log(pp_log_level_t level, const char *event, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line,
                      "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s proc=%s event=%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, s_names[level], s_proc, event);
-    if (n < 0)
-        return;
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, s_names[level], s_proc, event);
+    if (n < 0) return;
     size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
     if (fmt && *fmt && used < sizeof line - 2) {
         line[used++] = ' ';
@@ -61,11 +59,9 @@ void pp_log(pp_log_level_t level, const char *event, const char *fmt, ...)
         va_start(ap, fmt);
         int m = vsnprintf(line + used, sizeof line - used, fmt, ap);
         va_end(ap);
-        if (m > 0)
-            used += (size_t)m < sizeof line - used ? (size_t)m : sizeof line - used - 1;
+        if (m > 0) used += (size_t)m < sizeof line - used ? (size_t)m : sizeof line - used - 1;
     }
-    if (used >= sizeof line - 1)
-        used = sizeof line - 2;
+    if (used >= sizeof line - 1) used = sizeof line - 2;
     line[used++] = '\n';
     fwrite(line, 1, used, stderr);
 }
@@ -75,8 +71,7 @@ char *pp_log_quote(const void *text, size_t len, size_t max_chars, char *out, si
     const unsigned char *p = text;
     size_t o = 0;
     if (outlen < 8) {
-        if (outlen)
-            out[0] = '\0';
+        if (outlen) out[0] = '\0';
         return out;
     }
     out[o++] = '"';

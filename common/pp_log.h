@@ -13,7 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { PP_LOG_DEBUG = 0, PP_LOG_INFO, PP_LOG_WARN, PP_LOG_ERROR, PP_LOG_OFF } pp_log_level_t;
+typedef enum {
+    PP_LOG_DEBUG = 0,
+    PP_LOG_INFO,
+    PP_LOG_WARN,
+    PP_LOG_ERROR,
+    PP_LOG_OFF
+} pp_log_level_t;
 
 /*  Sets the process name shown in every line and the lowest level printed. */
 void pp_log_init(const char *proc, pp_log_level_t level);
@@ -47,7 +53,10 @@ typedef struct {
     uint32_t suppressed;
 } pp_ratelimit_t;
 
-#define PP_RATELIMIT_INIT(window_ms_, burst_) {0, (window_ms_), (burst_), 0, 0}
+#define PP_RATELIMIT_INIT(window_ms_, burst_)                                                      \
+    {                                                                                              \
+        0, (window_ms_), (burst_), 0, 0                                                            \
+    }
 
 /*  Returns true if a line may be written now; *suppressed receives the number of lines
     dropped since the last one allowed. */

@@ -31,8 +31,7 @@ struct pp_metrics_t {
 pp_metrics_t *pp_metrics_new(const char *proc)
 {
     pp_metrics_t *m = calloc(1, sizeof *m);
-    if (!m)
-        abort();
+    if (!m) abort();
     m->proc = strdup(proc);
     pthread_mutex_init(&m->lock, NULL);
     return m;
@@ -40,11 +39,9 @@ pp_metrics_t *pp_metrics_new(const char *proc)
 
 void pp_metrics_destroy(pp_metrics_t **p)
 {
-    if (!p || !*p)
-        return;
+    if (!p || !*p) return;
     pp_metrics_t *m = *p;
-    if (m->daemon)
-        MHD_stop_daemon(m->daemon);
+    if (m->daemon) MHD_stop_daemon(m->daemon);
     for (pp_metric_t *it = m->head; it;) {
         pp_metric_t *next = it->next;
         free(it->name);
@@ -67,8 +64,7 @@ static bool s_same(const char *a, const char *b)
 static pp_metric_t *s_find(pp_metrics_t *m, const char *name, const char *labels)
 {
     for (pp_metric_t *it = m->head; it; it = it->next)
-        if (strcmp(it->name, name) == 0 && s_same(it->labels, labels))
-            return it;
+        if (strcmp(it->name, name) == 0 && s_same(it->labels, labels)) return it;
     return NULL;
 }
 
@@ -79,8 +75,7 @@ static pp_metric_t *s_register(pp_metrics_t *m, const char *name, const char *he
     pp_metric_t *it = s_find(m, name, labels);
     if (!it) {
         it = calloc(1, sizeof *it);
-        if (!it)
-            abort();
+        if (!it) abort();
         it->name = strdup(name);
         it->help = strdup(help ? help : name);
         it->labels = labels && *labels ? strdup(labels) : NULL;
@@ -151,45 +146,38 @@ static void s_append(s_text_t *t, const char *fmt, ...)
         va_start(ap, fmt);
         int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
         va_end(ap);
-        if (n < 0)
-            return;
+        if (n < 0) return;
         if ((size_t)n < t->cap - t->len) {
             t->len += (size_t)n;
             return;
         }
         t->cap = t->cap * 2 + (size_t)n;
         t->buf = realloc(t->buf, t->cap);
-        if (!t->buf)
-            abort();
+        if (!t->buf) abort();
     }
 }
 
 static bool s_seen_before(pp_metrics_t *m, pp_metric_t *until, const char *name)
 {
     for (pp_metric_t *it = m->head; it && it != until; it = it->next)
-        if (strcmp(it->name, name) == 0)
-            return true;
+        if (strcmp(it->name, name) == 0) return true;
     return false;
 }
 
 char *pp_metrics_render(pp_metrics_t *m)
 {
     s_text_t t = {malloc(4096), 0, 4096};
-    if (!t.buf)
-        abort();
+    if (!t.buf) abort();
     t.buf[0] = '\0';
     pthread_mutex_lock(&m->lock);
     for (pp_metric_t *it = m->head; it; it = it->next) {
-        if (s_seen_before(m, it, it->name))
-            continue;
-        s_append(&t, "# HELP pushpipe_%s %s\n# TYPE pushpipe_%s %s\n", it->name, it->help,
-                 it->name, it->gauge ? "gauge" : "counter");
+        if (s_seen_before(m, it, it->name)) continue;
+        s_append(&t, "# HELP pushpipe_%s %s\n# TYPE pushpipe_%s %s\n", it->name, it->help, it->name,
+                 it->gauge ? "gauge" : "counter");
         for (pp_metric_t *s = it; s; s = s->next) {
-            if (strcmp(s->name, it->name) != 0)
-                continue;
+            if (strcmp(s->name, it->name) != 0) continue;
             s_append(&t, "pushpipe_%s{proc=\"%s\"%s%s} %lld\n", s->name, m->proc,
-                     s->labels ? "," : "", s->labels ? s->labels : "",
-                     (long long)pp_metric_get(s));
+                     s->labels ? "," : "", s->labels ? s->labels : "", (long long)pp_metric_get(s));
         }
     }
     pthread_mutex_unlock(&m->lock);
@@ -206,8 +194,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
     unsigned status = MHD_HTTP_OK;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         static const char msg[] = "method not allowed\n";
-        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
     } else if (strcmp(url, "/metrics") == 0 || strcmp(url, "/") == 0) {
         char *text = pp_metrics_render(m);
@@ -215,8 +202,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
         MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
     } else {
         static const char msg[] = "not found; try /metrics\n";
-        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         status = MHD_HTTP_NOT_FOUND;
     }
     enum MHD_Result r = MHD_queue_response(conn, status, resp);
@@ -226,8 +212,7 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *conn, const ch
 
 int pp_metrics_serve(pp_metrics_t *m, const char *bind_addr, int port)
 {
-    if (port <= 0)
-        return 0;
+    if (port <= 0) return 0;
     if (port > 65535) {
         pp_error("metrics_failed", "reason=bad_port port=%d", port);
         return -1;
@@ -241,10 +226,10 @@ int pp_metrics_serve(pp_metrics_t *m, const char *bind_addr, int port)
         pp_error("metrics_failed", "reason=bad_address address=%s", addr);
         return -1;
     }
-    m->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                 (uint16_t)port, NULL, NULL, s_handle, m, MHD_OPTION_SOCK_ADDR,
-                                 &sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    m->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL,
+                         NULL, s_handle, m, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
     if (!m->daemon) {
         pp_error("metrics_failed", "reason=bind address=%s port=%d", addr, port);
         return -1;

@@ -81,11 +81,9 @@ static struct option *s_options(const struct option *extra)
         n_extra++;
     size_t n_common = sizeof common / sizeof common[0];
     struct option *all = calloc(n_common + n_extra + 1, sizeof *all);
-    if (!all)
-        abort();
+    if (!all) abort();
     memcpy(all, common, sizeof common);
-    if (n_extra)
-        memcpy(all + n_common, extra, n_extra * sizeof *all);
+    if (n_extra) memcpy(all + n_common, extra, n_extra * sizeof *all);
     return all;
 }
 
@@ -97,17 +95,23 @@ typedef struct {
 } s_common_t;
 
 static int s_parse(pp_proc_t *proc, const char *usage, int argc, char **argv,
-                   const struct option *extra, pp_proc_option_fn *fn, void *ctx,
-                   s_common_t *common, char ***deferred, int *n_deferred)
+                   const struct option *extra, pp_proc_option_fn *fn, void *ctx, s_common_t *common,
+                   char ***deferred, int *n_deferred)
 {
     struct option *opts = s_options(extra);
     int rc = 0, c;
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case OPT_CONFIG: common->config = optarg; break;
-        case OPT_BROKER: common->broker = optarg; break;
-        case OPT_LOG_LEVEL: common->log_level = optarg; break;
+        case OPT_CONFIG:
+            common->config = optarg;
+            break;
+        case OPT_BROKER:
+            common->broker = optarg;
+            break;
+        case OPT_LOG_LEVEL:
+            common->log_level = optarg;
+            break;
         case OPT_METRICS_PORT: {
             char *end = NULL;
             common->metrics_port = strtol(optarg, &end, 10);
@@ -118,9 +122,15 @@ static int s_parse(pp_proc_t *proc, const char *usage, int argc, char **argv,
             }
             break;
         }
-        case OPT_HELP: s_usage(proc->name, usage); exit(0);
-        case OPT_VERSION: printf("pushpipe-%s %s\n", proc->name, PUSHPIPE_VERSION); exit(0);
-        case '?': rc = 2; break;
+        case OPT_HELP:
+            s_usage(proc->name, usage);
+            exit(0);
+        case OPT_VERSION:
+            printf("pushpipe-%s %s\n", proc->name, PUSHPIPE_VERSION);
+            exit(0);
+        case '?':
+            rc = 2;
+            break;
         default:
             /* Program options are applied after the config is loaded, so they win. */
             (*deferred)[(*n_deferred)++] = (char *)(intptr_t)c;
@@ -138,12 +148,10 @@ static int s_parse(pp_proc_t *proc, const char *usage, int argc, char **argv,
 }
 
 pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage, int argc,
-                       char **argv, const struct option *extra, pp_proc_option_fn *fn,
-                       void *ctx)
+                       char **argv, const struct option *extra, pp_proc_option_fn *fn, void *ctx)
 {
     pp_proc_t *proc = calloc(1, sizeof *proc);
-    if (!proc)
-        abort();
+    if (!proc) abort();
     proc->name = strdup(name);
     proc->section = strdup(section);
     pp_log_init(name, PP_LOG_INFO);
@@ -151,8 +159,7 @@ pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage,
     s_common_t common = {NULL, NULL, NULL, -1};
     char **deferred = calloc((size_t)argc * 2 + 2, sizeof *deferred);
     int n_deferred = 0;
-    if (s_parse(proc, usage, argc, argv, extra, fn, ctx, &common, &deferred, &n_deferred))
-        exit(2);
+    if (s_parse(proc, usage, argc, argv, extra, fn, ctx, &common, &deferred, &n_deferred)) exit(2);
 
     char err[512];
     proc->config = pp_config_load(common.config, err, sizeof err);
@@ -160,18 +167,15 @@ pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage,
         fprintf(stderr, "pushpipe-%s: %s\n", name, err);
         exit(2);
     }
-    if (common.broker)
-        pp_config_set_str(proc->config, "broker_address", common.broker);
-    if (common.log_level)
-        pp_config_set_str(proc->config, "log_level", common.log_level);
+    if (common.broker) pp_config_set_str(proc->config, "broker_address", common.broker);
+    if (common.log_level) pp_config_set_str(proc->config, "log_level", common.log_level);
     if (common.metrics_port >= 0) {
         char key[128];
         snprintf(key, sizeof key, "%s.metrics_port", section);
         pp_config_set_int(proc->config, key, common.metrics_port);
     }
     for (int i = 0; i < n_deferred; i += 2) {
-        if (fn(proc, (int)(intptr_t)deferred[i], deferred[i + 1], ctx) != 0)
-            exit(2);
+        if (fn(proc, (int)(intptr_t)deferred[i], deferred[i + 1], ctx) != 0) exit(2);
     }
     free(deferred);
 
@@ -190,8 +194,7 @@ pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage,
 
 void pp_proc_destroy(pp_proc_t **p)
 {
-    if (!p || !*p)
-        return;
+    if (!p || !*p) return;
     pp_proc_t *proc = *p;
     pp_metrics_destroy(&proc->metrics);
     pp_config_destroy(&proc->config);
@@ -218,8 +221,7 @@ const char *pp_proc_name(pp_proc_t *proc)
 
 const char *pp_proc_broker_address(pp_proc_t *proc)
 {
-    const char *addr =
-        pp_config_str(proc->config, "broker_address", PP_DEFAULT_BROKER_ADDRESS);
+    const char *addr = pp_config_str(proc->config, "broker_address", PP_DEFAULT_BROKER_ADDRESS);
     char probe[256];
     if (pp_endpoint(addr, PP_EP_INTAKE, probe, sizeof probe) != 0)
         pp_config_fail(proc->config, "broker_address",
@@ -241,8 +243,7 @@ int pp_proc_ready(pp_proc_t *proc, int default_metrics_port)
         pp_error("config_invalid", "error=\"%s\"", pp_config_error(proc->config));
         return 2;
     }
-    if (pp_metrics_serve(proc->metrics, maddr, port) != 0)
-        return 2;
+    if (pp_metrics_serve(proc->metrics, maddr, port) != 0) return 2;
     pp_info("started", "version=%s pid=%d", PUSHPIPE_VERSION, (int)getpid());
     return 0;
 }

@@ -32,8 +32,7 @@ typedef int(pp_proc_option_fn)(pp_proc_t *proc, int val, const char *arg, void *
 /*  section is the program's config section ("broker", "resolver", ...), usage the extra
     lines of --help. */
 pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage, int argc,
-                       char **argv, const struct option *extra, pp_proc_option_fn *fn,
-                       void *ctx);
+                       char **argv, const struct option *extra, pp_proc_option_fn *fn, void *ctx);
 void pp_proc_destroy(pp_proc_t **p);
 
 pp_config_t *pp_proc_config(pp_proc_t *proc);

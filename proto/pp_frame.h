@@ -82,7 +82,7 @@ void pp_frame_decoder_destroy(pp_frame_decoder_t **p);
 /*  Decodes and validates buf. Returns PP_FRAME_OK and fills *frame, or a reason with a
     short, log-safe detail in *detail (static or decoder-owned; e.g. "push_id is a float").
     now_s (UNIX seconds) turns a relative "ttl" option into an absolute expiration. */
-pp_frame_reason_t pp_frame_decode(pp_frame_decoder_t *d, const void *buf, size_t len,
-                                  int64_t now_s, pp_frame_t *frame, const char **detail);
+pp_frame_reason_t pp_frame_decode(pp_frame_decoder_t *d, const void *buf, size_t len, int64_t now_s,
+                                  pp_frame_t *frame, const char **detail);
 
 #endif

@@ -51,13 +51,13 @@ enum { PP_ENV_SANDBOX = 0, PP_ENV_PRODUCTION = 1 };
 /*  Normalised client options carried by RESOLVE. Unset fields: empty string, 0 or -1 as
     noted. */
 typedef struct {
-    pp_str_t client_id;       /* client's message id for tracing, or empty */
-    uint8_t channels;         /* PP_CH_*, PP_CH_ALL when not given */
-    pp_str_t apns_push_type;  /* "alert", "background", ... or empty (resolver decides) */
-    int apns_priority;        /* 10, 5, 1, or 0 = not given */
-    int64_t apns_expiration;  /* absolute UNIX seconds; 0 = deliver once; -1 = not given */
-    pp_str_t apns_collapse_id;/* at most 64 bytes, or empty */
-    int mqtt_qos;             /* 0, 1, 2, or -1 = sender's default */
+    pp_str_t client_id;        /* client's message id for tracing, or empty */
+    uint8_t channels;          /* PP_CH_*, PP_CH_ALL when not given */
+    pp_str_t apns_push_type;   /* "alert", "background", ... or empty (resolver decides) */
+    int apns_priority;         /* 10, 5, 1, or 0 = not given */
+    int64_t apns_expiration;   /* absolute UNIX seconds; 0 = deliver once; -1 = not given */
+    pp_str_t apns_collapse_id; /* at most 64 bytes, or empty */
+    int mqtt_qos;              /* 0, 1, 2, or -1 = sender's default */
 } pp_opts_t;
 
 void pp_opts_init(pp_opts_t *opts);

@@ -12,7 +12,7 @@
 typedef struct ats_server_t ats_server_t;
 
 typedef struct {
-    int port; /* 0: any free port (see ats_server_port) */
+    int port;                /* 0: any free port (see ats_server_port) */
     const char *listen_addr; /* IPv4 address to listen on; NULL: 127.0.0.1 */
     const char *cert_file, *key_file;
     const char *client_ca_file; /* NULL: no certificate auth */

@@ -130,8 +130,8 @@ static void test_truncations_and_corruptions(void **state)
 {
     (void)state;
     pp_apns_target_t t[] = {{PP_STR("7"), PP_STR("aabbcc")}};
-    pp_apns_job_t in = {PP_STR("m1"), PP_STR("id"), 1, PP_STR("{}"), PP_STR("alert"), 10, -1,
-                        PP_STR(""), 5, 1, t};
+    pp_apns_job_t in = {
+        PP_STR("m1"), PP_STR("id"), 1, PP_STR("{}"), PP_STR("alert"), 10, -1, PP_STR(""), 5, 1, t};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     assert_int_equal(pp_apns_job_encode(&in, &sb), 0);
@@ -146,8 +146,7 @@ static void test_truncations_and_corruptions(void **state)
         for (int b = 0; b < 256; b += 17) {
             memcpy(copy, sb.data, sb.size);
             copy[i] = (char)b;
-            if (pp_apns_job_decode(copy, sb.size, &out, &why) == 0)
-                pp_apns_job_clear(&out);
+            if (pp_apns_job_decode(copy, sb.size, &out, &why) == 0) pp_apns_job_clear(&out);
         }
     }
     memcpy(copy, sb.data, sb.size);
