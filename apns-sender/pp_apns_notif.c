@@ -32,6 +32,7 @@ pp_apns_msg_t *pp_apns_msg_new(pp_apns_app_t *app, uint8_t env, const char *msg_
 {
     pp_apns_msg_t *m = calloc(1, sizeof *m);
     if (!m) return NULL;
+    m->refs = 1;
     m->app = app;
     m->env = env;
     m->expiration = expiration;
@@ -51,11 +52,21 @@ pp_apns_msg_t *pp_apns_msg_new(pp_apns_app_t *app, uint8_t env, const char *msg_
     return m;
 }
 
-void pp_apns_msg_free_unused(pp_apns_msg_t **p)
+void pp_apns_msg_on_done(pp_apns_msg_t *m, pp_apns_msg_done_fn *done, void *owner, uint64_t seq)
+{
+    m->done = done;
+    m->done_owner = owner;
+    m->seq = seq;
+}
+
+void pp_apns_msg_release(pp_apns_msg_t **p)
 {
     if (!p || !*p) return;
-    if ((*p)->refs == 0) s_msg_free(*p);
+    pp_apns_msg_t *m = *p;
     *p = NULL;
+    if (--m->refs > 0) return;
+    if (m->done) m->done(m->done_owner, m->seq);
+    s_msg_free(m);
 }
 
 pp_apns_notif_t *pp_apns_notif_new(pp_apns_msg_t *msg, const char *uid, size_t uid_len,
@@ -80,7 +91,8 @@ void pp_apns_notif_destroy(pp_apns_notif_t **p)
 {
     if (!p || !*p) return;
     pp_apns_notif_t *n = *p;
-    if (--n->msg->refs == 0) s_msg_free(n->msg);
+    pp_apns_msg_t *m = n->msg;
     free(n);
+    pp_apns_msg_release(&m);
     *p = NULL;
 }

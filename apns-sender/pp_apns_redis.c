@@ -1,5 +1,7 @@
 #include "pp_apns_redis.h"
 
+#include "pp_apns_keepalive.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -29,7 +31,10 @@ static int s_ok_reply(redisContext *rc, redisReply *r, char *err, size_t errlen,
 redisContext *pp_apns_redis_connect(const pp_apns_redis_opts_t *o, char *err, size_t errlen)
 {
     struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
+    /* Each step below may block up to timeout_ms: keep the broker link alive between. */
+    pp_apns_keepalive();
     redisContext *rc = redisConnectWithTimeout(o->host, o->port, tv);
+    pp_apns_keepalive();
     if (!rc || rc->err) {
         snprintf(err, errlen, "connect %s:%d: %s", o->host, o->port, rc ? rc->errstr : "oom");
         if (rc) redisFree(rc);
@@ -41,9 +46,11 @@ redisContext *pp_apns_redis_connect(const pp_apns_redis_opts_t *o, char *err, si
         redisFree(rc);
         return NULL;
     }
+    pp_apns_keepalive();
     if (o->db && s_ok_reply(rc, redisCommand(rc, "SELECT %d", o->db), err, errlen, "SELECT") != 0) {
         redisFree(rc);
         return NULL;
     }
+    pp_apns_keepalive();
     return rc;
 }

@@ -1,6 +1,7 @@
 #include "pp_apns_sender.h"
 
 #include "pp_apns_apps.h"
+#include "pp_apns_keepalive.h"
 #include "pp_apns_notif.h"
 #include "pp_apns_redis.h"
 #include "pp_curve.h"
@@ -8,6 +9,7 @@
 #include "pp_h2pool.h"
 #include "pp_job.h"
 #include "pp_jwt_share.h"
+#include "pp_link.h"
 #include "pp_retryq.h"
 #include "pp_token_gc.h"
 #include "pp_uuid.h"
@@ -28,6 +30,11 @@ typedef struct {
     int port;
 } s_hostport_t;
 
+typedef struct {
+    uint64_t seq;
+    zmq_msg_t body;
+} s_stashed_t;
+
 struct pp_apns_sender_t {
     pp_proc_t *proc;
     pp_config_t *cfg;
@@ -37,7 +44,7 @@ struct pp_apns_sender_t {
     pp_jwt_share_t *jwt;
     pp_token_gc_t *gc;
     pp_retryq_t *retryq;
-    zsock_t *pull;
+    pp_link_t *link; /* NULL once closed: jobs finished after that are not acked */
     s_hostport_t hosts[2];
     pp_h2pool_t *pools[S_MAX_POOLS];
     size_t n_pools;
@@ -47,15 +54,21 @@ struct pp_apns_sender_t {
     size_t max_pending;
     uint32_t drain_ms;
     uint32_t ping_interval_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms;
-    int rcvhwm;
+    uint32_t window, heartbeat_ms;
     int max_resends;
     /* state */
     size_t pending; /* notifications alive: queued, in flight or waiting for a retry */
+    /* Jobs received but not started because pending reached max_pending: kept as the raw
+       bytes (a job's notifications cost far more memory than its body), in arrival order,
+       at most stash_cap (the window bounds what the hub sends). */
+    s_stashed_t *stash;
+    size_t stash_cap, stash_head, stash_n;
+    bool paused; /* no new credit to the hub (backpressure or stopping) */
     bool warn_no_redis;
     /* metrics */
     pp_metric_t *sent, *resent, *delivered[2], *expired, *unknown_ident, *not_configured;
     pp_metric_t *connections, *reconnects, *goaways, *in_flight, *pending_g, *bad_job, *jobs;
-    pp_metric_t *exhausted, *dropped_on_exit, *rejected_local;
+    pp_metric_t *exhausted, *dropped_on_exit, *rejected_local, *acked, *pauses;
 };
 
 static pp_ratelimit_t s_rl_job = PP_RATELIMIT_INIT(10000, 10);
@@ -115,7 +128,15 @@ static void s_metrics(pp_apns_sender_t *s)
         pp_metrics_counter(m, "retry_exhausted_total",
                            "Notifications dropped after apns_sender.retry.max_attempts", NULL);
     s->dropped_on_exit = pp_metrics_counter(
-        m, "dropped_on_exit_total", "Notifications still held when the drain time ran out", NULL);
+        m, "dropped_on_exit_total",
+        "Notifications still held when the drain time ran out (their jobs are not acked: the "
+        "broker sends them to another sender)",
+        NULL);
+    s->acked =
+        pp_metrics_counter(m, "jobs_acked_total",
+                           "Jobs acknowledged to the broker (every notification finished)", NULL);
+    s->pauses = pp_metrics_counter(m, "link_paused_total",
+                                   "Times max_pending stopped the credit to the broker", NULL);
 }
 
 pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
@@ -147,7 +168,9 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
         (uint32_t)pp_config_int(c, "apns_sender.reconnect_min_ms", 500, 10, 600000);
     s->reconnect_max_ms =
         (uint32_t)pp_config_int(c, "apns_sender.reconnect_max_ms", 30000, 10, 3600000);
-    s->rcvhwm = (int)pp_config_int(c, "apns_sender.rcvhwm", 16, 1, 100000);
+    s->window =
+        (uint32_t)pp_config_int(c, "apns_sender.link.window", 256, 1, (int64_t)PP_LINK_MAX_WINDOW);
+    s->heartbeat_ms = (uint32_t)pp_config_int(c, "apns_sender.link.heartbeat_ms", 1000, 100, 60000);
     s->max_resends = (int)pp_config_int(c, "apns_sender.max_resends", 10, 1, 1000);
     pp_jwt_timing_t jt;
     jt.renew_s = pp_config_int(c, "apns_sender.jwt.renew_s", 3000, 1, 3600);
@@ -164,6 +187,10 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
     s->jwt = pp_jwt_share_new(&ro, &jt, s->m);
     s->gc = pp_token_gc_new(&ro, remove, list, prefix, s->m);
     s->retryq = pp_retryq_new();
+    /* Room for the window twice over: after a hub restart ("W") jobs of the old hub are
+       still held while the new one fills the window again. */
+    s->stash_cap = 2 * (size_t)s->window + 64;
+    s->stash = calloc(s->stash_cap, sizeof *s->stash);
     /* The most common labelled series exist from the start (at 0), so that dashboards and
        alerts see them before the first event; others appear when they first happen. */
     pp_metrics_counter(s->m, "invalid_token_total", "Device tokens APNs called invalid",
@@ -172,7 +199,7 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
                        "reason=\"BadTopic\"");
     pp_metrics_counter(s->m, "retried_total", "Notifications retried after an answer",
                        "status=\"429\"");
-    if (!s->jwt || !s->gc || !s->retryq || !s->apps) {
+    if (!s->jwt || !s->gc || !s->retryq || !s->apps || !s->stash) {
         pp_apns_sender_destroy(&s);
         return NULL;
     }
@@ -432,6 +459,17 @@ static void s_bad_job(pp_apns_sender_t *s, const char *why)
         pp_warn("bad_job", "why=%s suppressed=%u", why, suppressed);
 }
 
+/*  The job is finished (every notification delivered or given up for good): tell the
+    broker, which then forgets it. While closing (link NULL) it is not acked, so that the
+    broker sends it to another sender. */
+static void s_job_done(void *owner, uint64_t seq)
+{
+    pp_apns_sender_t *s = owner;
+    if (!s->link) return;
+    pp_link_ack(s->link, seq);
+    pp_metric_inc(s->acked);
+}
+
 static void s_job_targets(pp_apns_sender_t *s, const pp_apns_job_t *job, pp_apns_msg_t *msg,
                           pp_h2pool_t *pool)
 {
@@ -443,7 +481,10 @@ static void s_job_targets(pp_apns_sender_t *s, const pp_apns_job_t *job, pp_apns
         }
         pp_apns_notif_t *n =
             pp_apns_notif_new(msg, t->uid.ptr, t->uid.len, t->token.ptr, t->token.len);
-        if (!n) break;
+        if (!n) {
+            s_reject(s, "out_of_memory", job->n_targets - i);
+            break;
+        }
         pp_uuid_v4(n->apns_id);
         if (pp_log_enabled(PP_LOG_DEBUG)) {
             char q[120];
@@ -455,18 +496,24 @@ static void s_job_targets(pp_apns_sender_t *s, const pp_apns_job_t *job, pp_apns
     }
 }
 
-static void s_job(pp_apns_sender_t *s, const void *data, size_t len)
+/*  Starts job seq: one notification per valid target, queued on its pool. The job is
+    acked when its last notification is finished (s_job_done through the message's
+    reference count), or at once when nothing of it is to be sent (bad job, unknown ident,
+    no apps, every target refused). Every such outcome is counted as before. */
+static void s_job(pp_apns_sender_t *s, uint64_t seq, const void *data, size_t len)
 {
     pp_metric_inc(s->jobs);
     pp_apns_job_t job;
     const char *why = "bad_job";
     if (pp_apns_job_decode(data, len, &job, &why) != 0) {
         s_bad_job(s, why);
+        s_job_done(s, seq);
         return;
     }
     if (pp_apns_apps_count(s->apps) == 0) {
         pp_metric_add(s->not_configured, job.n_targets);
         pp_apns_job_clear(&job);
+        s_job_done(s, seq);
         return;
     }
     pp_apns_app_t *app = pp_apns_apps_find(s->apps, job.ident.ptr, job.ident.len);
@@ -480,12 +527,14 @@ static void s_job(pp_apns_sender_t *s, const void *data, size_t len)
                     suppressed);
         }
         pp_apns_job_clear(&job);
+        s_job_done(s, seq);
         return;
     }
     char push_type[40];
     if (job.push_type.len && !s_word_ok(&job.push_type, 32)) {
         s_bad_job(s, "bad_field:push_type");
         pp_apns_job_clear(&job);
+        s_job_done(s, seq);
         return;
     }
     snprintf(push_type, sizeof push_type, "%.*s", (int)job.push_type.len, job.push_type.ptr);
@@ -497,12 +546,14 @@ static void s_job(pp_apns_sender_t *s, const void *data, size_t len)
         job.env > PP_ENV_PRODUCTION || job.msg_id.len > 128) {
         s_bad_job(s, "bad_field:headers");
         pp_apns_job_clear(&job);
+        s_job_done(s, seq);
         return;
     }
     size_t max_payload = strcmp(push_type, "voip") ? 4096 : 5120;
     if (job.payload.len == 0 || job.payload.len > max_payload) {
         s_reject(s, job.payload.len ? "PayloadTooLarge" : "PayloadEmpty", job.n_targets);
         pp_apns_job_clear(&job);
+        s_job_done(s, seq);
         return;
     }
     char topic[256];
@@ -517,54 +568,115 @@ static void s_job(pp_apns_sender_t *s, const void *data, size_t len)
                                job.expiration, job.collapse_id.ptr, job.collapse_id.len,
                                job.payload.ptr, job.payload.len, job.received_us)
              : NULL;
-    if (msg) s_job_targets(s, &job, msg, pool);
-    pp_apns_msg_free_unused(&msg);
+    if (msg) {
+        /* The message holds the job: its last reference (ours, released after every
+           target has its notification) acks it. */
+        pp_apns_msg_on_done(msg, s_job_done, s, seq);
+        s_job_targets(s, &job, msg, pool);
+        pp_apns_msg_release(&msg);
+    } else {
+        s_reject(s, pool ? "out_of_memory" : "too_many_pools", job.n_targets);
+        s_job_done(s, seq);
+    }
     pp_apns_job_clear(&job);
 }
 
-static void s_read_jobs(pp_apns_sender_t *s)
+static pp_ratelimit_t s_rl_link = PP_RATELIMIT_INIT(10000, 5);
+
+/*  Receives everything the hub sent (its control messages are handled inside pp_link_recv,
+    so the socket is read even while we do not start jobs) into the stash. */
+static void s_read_link(pp_apns_sender_t *s)
 {
-    void *sock = zsock_resolve(s->pull);
-    for (int i = 0; i < S_JOB_BATCH && s->pending < s->max_pending; i++) {
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
+    for (;;) {
+        s_stashed_t *st = NULL;
+        zmq_msg_t tmp;
+        if (s->stash_n < s->stash_cap) {
+            st = &s->stash[(s->stash_head + s->stash_n) % s->stash_cap];
+            zmq_msg_init(&st->body);
+        } else {
+            zmq_msg_init(&tmp); /* a hub sending far beyond its credit: start it now */
+        }
+        uint64_t seq = 0;
+        int rc = pp_link_recv(s->link, &seq, st ? &st->body : &tmp);
+        if (rc != 1) {
+            zmq_msg_close(st ? &st->body : &tmp);
+            uint32_t suppressed = 0;
+            if (rc < 0 && pp_ratelimit_allow(&s_rl_link, &suppressed))
+                pp_warn("link_recv_failed", "error=\"%s\" suppressed=%u", zmq_strerror(errno),
+                        suppressed);
             return;
         }
-        bool more = zmq_msg_more(&msg);
-        s_job(s, zmq_msg_data(&msg), zmq_msg_size(&msg));
-        zmq_msg_close(&msg);
-        while (more) { /* jobs are one frame: skip the rest of a malformed message */
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&msg);
-                break;
-            }
-            more = zmq_msg_more(&msg);
-            zmq_msg_close(&msg);
-            s_bad_job(s, "multipart");
+        if (st) {
+            st->seq = seq;
+            s->stash_n++;
+        } else {
+            s_job(s, seq, zmq_msg_data(&tmp), zmq_msg_size(&tmp));
+            zmq_msg_close(&tmp);
         }
     }
 }
 
-/* ---- loop ------------------------------------------------------------------------- */
+/*  Starts stashed jobs in order while fewer than max_pending notifications are held (so
+    that they stay within max_pending plus one job's targets), a bounded batch per turn. */
+static void s_start_jobs(pp_apns_sender_t *s)
+{
+    for (int i = 0; i < S_JOB_BATCH && s->stash_n > 0 && s->pending < s->max_pending; i++) {
+        s_stashed_t *st = &s->stash[s->stash_head];
+        s_job(s, st->seq, zmq_msg_data(&st->body), zmq_msg_size(&st->body));
+        zmq_msg_close(&st->body);
+        s->stash_head = (s->stash_head + 1) % s->stash_cap;
+        s->stash_n--;
+    }
+}
+
+/*  Backpressure towards the broker: at max_pending no more credit, so the hub keeps the
+    jobs (or gives them to other senders); credit again once a quarter of max_pending has
+    drained and nothing waits in the stash (hysteresis: not one grant per notification). */
+static void s_backpressure(pp_apns_sender_t *s, bool stopping)
+{
+    bool full = s->pending >= s->max_pending;
+    bool low = s->pending <= s->max_pending - s->max_pending / 4 && s->stash_n == 0;
+    if (!s->paused && (full || stopping)) {
+        s->paused = true;
+        pp_link_pause(s->link, true);
+        if (!stopping) {
+            pp_metric_inc(s->pauses);
+            pp_debug("link_paused", "pending=%zu held=%u", s->pending, pp_link_held(s->link));
+        }
+    } else if (s->paused && !stopping && low) {
+        s->paused = false;
+        pp_link_pause(s->link, false);
+        pp_debug("link_resumed", "pending=%zu held=%u", s->pending, pp_link_held(s->link));
+    }
+}
+
+static void s_keepalive(void *arg)
+{
+    pp_apns_sender_t *s = arg;
+    if (s->link) pp_link_tick(s->link);
+}
 
 static int s_connect_broker(pp_apns_sender_t *s)
 {
     char ep[512];
     if (pp_endpoint(pp_proc_broker_address(s->proc), PP_EP_APNS_OUT, ep, sizeof ep) != 0) return -1;
-    s->pull = zsock_new(ZMQ_PULL);
-    if (!s->pull) return -1;
-    zsock_set_rcvhwm(s->pull, s->rcvhwm);
-    zsock_set_linger(s->pull, 0);
-    if (pp_curve_apply(s->curve, zsock_resolve(s->pull)) != 0) return -1;
-    if (zsock_connect(s->pull, "%s", ep) != 0) {
+    s->link = pp_link_new(ep, s->curve, s->m, s->window, s->heartbeat_ms);
+    if (!s->link) {
         pp_error("broker_connect_failed", "endpoint=%s", ep);
         return -1;
     }
-    pp_info("broker_connected", "endpoint=%s apps=%zu", ep, pp_apns_apps_count(s->apps));
+    pp_apns_keepalive_set(s_keepalive, s);
+    pp_info("broker_connected", "endpoint=%s apps=%zu window=%u heartbeat_ms=%u", ep,
+            pp_apns_apps_count(s->apps), s->window, s->heartbeat_ms);
     return 0;
+}
+
+/*  Flushes the acks, says "B" (the hub sends what we did not ack to other senders now),
+    closes. Notifications finished after this are not acked. */
+static void s_close_link(pp_apns_sender_t *s)
+{
+    pp_apns_keepalive_set(NULL, NULL);
+    pp_link_destroy(&s->link);
 }
 
 static void s_update_gauges(pp_apns_sender_t *s)
@@ -597,9 +709,9 @@ static void s_due_retries(pp_apns_sender_t *s, uint64_t now)
     }
 }
 
-static int s_poll_timeout(pp_apns_sender_t *s, uint64_t now, uint64_t drain_deadline)
+static int s_poll_timeout(pp_apns_sender_t *s, uint64_t now, uint64_t drain_deadline, int link_ms)
 {
-    uint64_t t = now + 1000;
+    uint64_t t = now + (uint64_t)link_ms;
     uint64_t r = pp_retryq_next_due(s->retryq);
     if (r < t) t = r;
     for (size_t i = 0; i < s->n_pools; i++) {
@@ -607,6 +719,7 @@ static int s_poll_timeout(pp_apns_sender_t *s, uint64_t now, uint64_t drain_dead
         if (x < t) t = x;
     }
     if (drain_deadline && drain_deadline < t) t = drain_deadline;
+    if (s->stash_n > 0 && s->pending < s->max_pending) t = now; /* jobs left to start */
     return t <= now ? 0 : (int)(t - now);
 }
 
@@ -619,17 +732,24 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
                 "counted in not_configured_total and dropped\"");
     static zmq_pollitem_t items[S_MAX_POLL];
     uint64_t drain_deadline = 0;
+    int link_ms = pp_link_tick(s->link);
     for (;;) {
         uint64_t now = pp_mono_ms();
         if (pp_proc_stopping() && !drain_deadline) {
+            /* No new credit; jobs already granted still come and are done (or, when the
+               drain time runs out, left unacked for the hub to send elsewhere). */
             drain_deadline = now + s->drain_ms + 1;
-            pp_info("draining", "pending=%zu drain_ms=%u", s->pending, s->drain_ms);
+            s_backpressure(s, true);
+            pp_info("draining", "pending=%zu jobs_held=%u drain_ms=%u", s->pending,
+                    pp_link_held(s->link), s->drain_ms);
         }
-        if (drain_deadline && (s->pending == 0 || now >= drain_deadline)) break;
+        if (drain_deadline && ((s->pending == 0 && s->stash_n == 0 && pp_link_held(s->link) == 0) ||
+                               now >= drain_deadline))
+            break;
         s_ensure_tokens(s, s_wall_s());
-        items[0].socket = zsock_resolve(s->pull);
+        items[0].socket = pp_link_socket(s->link);
         items[0].fd = 0;
-        items[0].events = (!drain_deadline && s->pending < s->max_pending) ? ZMQ_POLLIN : 0;
+        items[0].events = ZMQ_POLLIN; /* always: the hub's heartbeats and "W" come here too */
         items[0].revents = 0;
         size_t n = 1;
         size_t offs[S_MAX_POOLS + 1];
@@ -638,13 +758,16 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
             n += pp_h2pool_fill_poll(s->pools[i], items + n, S_MAX_POLL - n);
         }
         offs[s->n_pools] = n;
-        int rc = zmq_poll(items, (int)n, s_poll_timeout(s, now, drain_deadline));
+        int rc = zmq_poll(items, (int)n, s_poll_timeout(s, now, drain_deadline, link_ms));
         if (rc < 0 && zmq_errno() != EINTR) {
             pp_error("poll_failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
             break;
         }
         now = pp_mono_ms();
-        if (rc > 0 && (items[0].revents & ZMQ_POLLIN)) s_read_jobs(s);
+        /* Read every turn, not only on POLLIN: it costs one EAGAIN and the hub's control
+           messages (heartbeats, "W") are handled whatever the poll said. */
+        s_read_link(s);
+        s_start_jobs(s);
         for (size_t i = 0; rc > 0 && i < s->n_pools; i++)
             pp_h2pool_on_poll(s->pools[i], items + offs[i], offs[i + 1] - offs[i], now);
         s_due_retries(s, now);
@@ -652,14 +775,21 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
         for (size_t i = 0; i < s->n_pools; i++)
             pp_h2pool_run(s->pools[i], now, wall);
         pp_token_gc_flush(s->gc);
+        s_backpressure(s, drain_deadline != 0);
+        link_ms = pp_link_tick(s->link); /* acks of this turn, credit, heartbeat */
         s_update_gauges(s);
     }
-    if (s->pending) {
+    uint32_t unacked = pp_link_held(s->link);
+    if (s->pending || unacked) {
         pp_metric_add(s->dropped_on_exit, s->pending);
-        pp_warn("drain_incomplete", "dropped=%zu", s->pending);
+        pp_warn("drain_incomplete",
+                "dropped=%zu jobs_not_acked=%u effect=\"the broker sends "
+                "those jobs to another sender\"",
+                s->pending, unacked);
     }
     pp_token_gc_flush(s->gc);
-    pp_info("stopped", "pending=%zu", s->pending);
+    s_close_link(s);
+    pp_info("stopped", "pending=%zu jobs_not_acked=%u", s->pending, unacked);
     return 0;
 }
 
@@ -667,6 +797,7 @@ void pp_apns_sender_destroy(pp_apns_sender_t **p)
 {
     if (!p || !*p) return;
     pp_apns_sender_t *s = *p;
+    if (s->link) s_close_link(s); /* first: what is destroyed below is not acked */
     for (size_t i = 0; i < s->n_pools; i++)
         pp_h2pool_destroy(&s->pools[i]);
     if (s->retryq) {
@@ -678,7 +809,11 @@ void pp_apns_sender_destroy(pp_apns_sender_t **p)
     pp_token_gc_destroy(&s->gc);
     pp_jwt_share_destroy(&s->jwt);
     pp_apns_apps_destroy(&s->apps);
-    zsock_destroy(&s->pull);
+    for (; s->stash && s->stash_n > 0; s->stash_n--) {
+        zmq_msg_close(&s->stash[s->stash_head].body);
+        s->stash_head = (s->stash_head + 1) % s->stash_cap;
+    }
+    free(s->stash);
     pp_curve_destroy(&s->curve);
     free(s);
     *p = NULL;

@@ -1,5 +1,7 @@
 #include "pp_h2conn.h"
 
+#include "pp_apns_keepalive.h"
+
 #include "pp_log.h"
 
 #include <arpa/inet.h>
@@ -216,8 +218,12 @@ static int s_socket_connect(pp_h2conn_t *c, int port, unsigned addr_index)
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
     /* getaddrinfo blocks; hosts are resolved only when a connection is made, which is
-       rare (connections live for hours), so a blocking lookup is acceptable here. */
+       rare (connections live for hours), so a blocking lookup is acceptable here. The
+       keepalive before and after keeps the broker's link heartbeat going (a lookup longer
+       than the hub's 3 s timeout still gets this sender's jobs sent elsewhere). */
+    pp_apns_keepalive();
     int rc = getaddrinfo(c->host, portstr, &hints, &res);
+    pp_apns_keepalive();
     if (rc != 0 || !res) {
         s_log_io("resolve_failed", c, gai_strerror(rc));
         return -1;

@@ -1,5 +1,6 @@
 #include "pp_jwt_share.h"
 
+#include "pp_apns_keepalive.h"
 #include "pp_log.h"
 
 #include <stdio.h>
@@ -78,8 +79,10 @@ static int s_share(pp_jwt_share_t *s, pp_apns_cred_t *cred, const char *cand, in
     snprintf(iat_s, sizeof iat_s, "%lld", (long long)cand_iat);
     snprintf(thr_s, sizeof thr_s, "%lld", (long long)threshold);
     snprintf(ttl_s, sizeof ttl_s, "%lld", (long long)(s->t.max_age_s > 0 ? s->t.max_age_s : 1));
+    pp_apns_keepalive(); /* the command may block up to the Redis timeout */
     redisReply *r =
         redisCommand(rc, "EVAL %s 1 %s %s %s %s %s", s_script, key, iat_s, cand, thr_s, ttl_s);
+    pp_apns_keepalive();
     int rc_out = -1;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
         r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&

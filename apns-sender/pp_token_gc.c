@@ -1,5 +1,6 @@
 #include "pp_token_gc.h"
 
+#include "pp_apns_keepalive.h"
 #include "pp_log.h"
 
 #include <jansson.h>
@@ -156,6 +157,7 @@ void pp_token_gc_flush(pp_token_gc_t *gc)
             if (k == 0 && !gc->remove) continue;
             if (k == 1 && !it->event) continue;
             redisReply *r = NULL;
+            pp_apns_keepalive(); /* each reply may block up to the Redis timeout */
             if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r) {
                 failed = true;
                 break;

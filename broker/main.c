@@ -16,7 +16,8 @@ static const struct option s_options[] = {
 
 static const char s_usage[] =
     "  --bind ADDR         base address of the broker's sockets (sets broker.bind,\n"
-    "                      default tcp://127.0.0.1:5560; deployments use tcp://0.0.0.0:5560)\n";
+    "                      default: broker_address, else tcp://127.0.0.1:5560;\n"
+    "                      deployments use tcp://0.0.0.0:5560)\n";
 
 static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
 {
@@ -34,8 +35,10 @@ int main(int argc, char **argv)
         pp_proc_new("broker", "broker", s_usage, argc, argv, s_options, s_option, NULL);
     pp_config_t *config = pp_proc_config(proc);
     pp_broker_config_t cfg;
-    pp_broker_config_read(config, &cfg);
+    pp_broker_config_read(config, &cfg, pp_proc_broker_address(proc));
     pp_curve_t *curve = pp_curve_new(config, true);
+    /* Count CURVE handshakes on every socket; must precede the first pp_curve_apply. */
+    if (curve) pp_curve_set_metrics(curve, pp_proc_metrics(proc));
     if (!curve || pp_proc_ready(proc, 9600) != 0) {
         pp_curve_destroy(&curve);
         pp_proc_destroy(&proc);

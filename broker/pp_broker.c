@@ -1,9 +1,10 @@
+/*  pushpipe-broker: intake, validation, stamping, and the hub between stages (see pp_broker.h). */
 #include "pp_broker.h"
+#include "pp_dispatch.h"
 #include "pp_endpoints.h"
 #include "pp_job.h"
 #include "pp_log.h"
 #include "pp_msgid.h"
-#include "pp_msgq.h"
 #include "pp_proc.h"
 #include "pp_reply.h"
 
@@ -14,18 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*  Messages read from one input per loop turn: large enough that zmq_poll's cost is spread
-    over many frames, small enough that no input starves the others. */
+/*  Messages read from one client input per loop turn: large enough that zmq_poll's cost is
+    spread over many frames, small enough that no input starves the others. */
 #define S_BATCH 512
 /*  Longest wait in zmq_poll: signals may land on a thread of libmicrohttpd's rather than
     interrupt our poll, so the loop looks at the stop flag at least this often. */
 #define S_POLL_MS 100
-/*  During the drain, how long apns_in/mqtt_in must stay quiet (with every FIFO empty)
-    before the broker stops early. */
-#define S_QUIET_MS 200
 
 /*  Rejection reasons beyond pp_frame's. */
-enum { S_REASON_OVERLOADED = PP_FRAME_REASON_COUNT, S_REASON_INTERNAL, S_REASON_COUNT };
+enum {
+    S_REASON_OVERLOADED = PP_FRAME_REASON_COUNT,
+    S_REASON_STOPPING,
+    S_REASON_INTERNAL,
+    S_REASON_COUNT
+};
+
+/*  Why an output from a resolver was dropped (bad_job_total{reason}). */
+enum { S_BAD_NOT_A_JOB, S_BAD_WRONG_KIND, S_BAD_COUNT };
+static const char *s_bad_names[S_BAD_COUNT] = {"not_a_job", "wrong_kind"};
 
 typedef struct {
     pp_metric_t *received[PP_EP_COUNT];
@@ -33,23 +40,23 @@ typedef struct {
     pp_metric_t *rejected[S_REASON_COUNT];
     pp_metric_t *duplicates;
     pp_metric_t *forwarded[PP_STAGE_COUNT];
-    pp_metric_t *queued[PP_STAGE_COUNT];
     pp_metric_t *queue_depth[PP_STAGE_COUNT];
     pp_metric_t *queue_bytes[PP_STAGE_COUNT];
     pp_metric_t *queue_full[PP_STAGE_COUNT];
-    pp_metric_t *send_errors[PP_STAGE_COUNT];
+    pp_metric_t *enqueue_errors[PP_STAGE_COUNT];
     pp_metric_t *dropped_at_exit[PP_STAGE_COUNT];
-    pp_metric_t *bad_job[PP_STAGE_COUNT];
+    pp_metric_t *bad_job[S_BAD_COUNT];
     pp_metric_t *recv_errors;
     pp_metric_t *replies_dropped;
 } s_metrics_t;
 
 struct pp_broker_t {
     pp_broker_config_t cfg;
-    zsock_t *sock[PP_EP_COUNT];
-    void *raw[PP_EP_COUNT]; /* zsock_resolve() of each, for the raw libzmq hot path */
-    pp_msgq_t *q[PP_STAGE_COUNT];
+    zsock_t *sock[PP_EP_SUBMIT + 1];     /* the client sockets: intake (PULL), submit (ROUTER) */
+    void *raw[PP_EP_SUBMIT + 1];         /* zsock_resolve() of each, for the raw libzmq hot path */
+    pp_dispatch_t *pool[PP_STAGE_COUNT]; /* resolve, apns, mqtt: link hubs (ROUTER) */
     bool was_full[PP_STAGE_COUNT];
+    bool reading_resolve; /* false while the apns or mqtt pool is full */
     pp_frame_decoder_t *decoder;
     pp_msgid_t *ids;
     msgpack_sbuffer job;   /* reused for every RESOLVE job: no per-frame allocation */
@@ -57,9 +64,8 @@ struct pp_broker_t {
     zmq_msg_t in;          /* reused for every message read */
     zmq_msg_t part[3];     /* submit: identity, then up to two more parts */
     pp_ratelimit_t reject_rl, job_rl, error_rl;
-    pp_ratelimit_t full_rl[PP_STAGE_COUNT]; /* a FIFO at its bound flaps full/not full */
+    pp_ratelimit_t full_rl[PP_STAGE_COUNT]; /* a pool at its bound flaps full/not full */
     bool intake_open;
-    uint64_t last_input_ms; /* last message on apns_in/mqtt_in (drain) */
     s_metrics_t m;
     /*  Per-message counts are tallied here and added to the metrics once per loop turn:
         three atomic increments per frame showed in profiles of the hot path. */
@@ -67,12 +73,11 @@ struct pp_broker_t {
         uint64_t received[PP_EP_COUNT];
         uint64_t accepted;
         uint64_t forwarded[PP_STAGE_COUNT];
-        uint64_t queued[PP_STAGE_COUNT];
     } tally;
 };
 
 static const char *s_stage_names[PP_STAGE_COUNT] = {"resolve", "apns", "mqtt"};
-static const pp_ep_t s_stage_out[PP_STAGE_COUNT] = {PP_EP_RESOLVE, PP_EP_APNS_OUT, PP_EP_MQTT_OUT};
+static const pp_ep_t s_stage_ep[PP_STAGE_COUNT] = {PP_EP_RESOLVE, PP_EP_APNS_OUT, PP_EP_MQTT_OUT};
 
 const char *pp_stage_name(pp_stage_t stage)
 {
@@ -82,6 +87,7 @@ const char *pp_stage_name(pp_stage_t stage)
 static const char *s_reason_name(int reason)
 {
     if (reason == S_REASON_OVERLOADED) return "overloaded";
+    if (reason == S_REASON_STOPPING) return "stopping";
     if (reason == S_REASON_INTERNAL) return "internal";
     return pp_frame_reason_name((pp_frame_reason_t)reason);
 }
@@ -98,7 +104,9 @@ static void s_read_limits(pp_config_t *c, pp_frame_limits_t *l)
     *l = pp_frame_limits_default();
     l->max_frame_bytes =
         s_cfg_size(c, "broker.limits.max_frame_bytes", l->max_frame_bytes, 16, 16 << 20);
-    l->max_depth = s_cfg_size(c, "broker.limits.max_depth", l->max_depth, 1, 256);
+    /* pp_frame cannot check deeper nesting than its own limit. */
+    l->max_depth =
+        s_cfg_size(c, "broker.limits.max_depth", l->max_depth, 1, PP_FRAME_MAX_DEPTH_LIMIT);
     l->max_ids = s_cfg_size(c, "broker.limits.max_ids", l->max_ids, 1, PP_JOB_MAX_IDS);
     l->max_id_len = s_cfg_size(c, "broker.limits.max_id_len", l->max_id_len, 1, 4096);
     l->max_json_bytes =
@@ -116,9 +124,10 @@ static void s_read_queues(pp_config_t *c, pp_broker_config_t *cfg)
     }
 }
 
-static void s_read_bind(pp_config_t *c, pp_broker_config_t *cfg)
+static void s_read_bind(pp_config_t *c, pp_broker_config_t *cfg, const char *default_bind)
 {
-    cfg->bind = pp_config_str(c, "broker.bind", PP_DEFAULT_BROKER_ADDRESS);
+    cfg->bind =
+        pp_config_str(c, "broker.bind", default_bind ? default_bind : PP_DEFAULT_BROKER_ADDRESS);
     char probe[256];
     if (pp_endpoint(cfg->bind, PP_EP_MQTT_OUT, probe, sizeof probe) != 0)
         pp_config_fail(c, "broker.bind",
@@ -136,19 +145,23 @@ static void s_read_instance(pp_config_t *c, pp_broker_config_t *cfg)
         cfg->have_instance = true;
 }
 
-void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg)
+void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg, const char *default_bind)
 {
     memset(cfg, 0, sizeof *cfg);
-    s_read_bind(c, cfg);
+    s_read_bind(c, cfg, default_bind);
     s_read_instance(c, cfg);
     cfg->hwm = (int)pp_config_int(c, "broker.hwm", 1000, 1, 10000000);
     cfg->drain_ms = (int)pp_config_int(c, "broker.drain_ms", 5000, 0, 3600000);
     cfg->log_rejects_per_s = (int)pp_config_int(c, "broker.log_rejects_per_s", 10, 0, 100000);
+    cfg->heartbeat_ms = (uint32_t)pp_config_int(c, "broker.link.heartbeat_ms",
+                                                PP_DISPATCH_DEFAULT_HEARTBEAT_MS, 10, 60000);
+    /* 0: three heartbeats (pp_dispatch's default). */
+    cfg->timeout_ms = (uint32_t)pp_config_int(c, "broker.link.timeout_ms", 0, 0, 600000);
+    if (cfg->timeout_ms && cfg->timeout_ms <= cfg->heartbeat_ms)
+        pp_config_fail(c, "broker.link.timeout_ms", "%u must exceed broker.link.heartbeat_ms (%u)",
+                       cfg->timeout_ms, cfg->heartbeat_ms);
     s_read_limits(c, &cfg->limits);
     s_read_queues(c, cfg);
-    /* Shared files carry the clients' address; the broker binds from broker.bind. Read it
-       so that the unknown-key check accepts it. */
-    (void)pp_config_str(c, "broker_address", NULL);
 }
 
 /* ---------------------------------------------------------------- metrics */
@@ -172,22 +185,14 @@ static const char *s_stage_label(int i)
     return s_stage_names[i];
 }
 
-static const char *s_forwarding_stage_label(int i)
+static const char *s_bad_label(int i)
 {
-    return i == PP_STAGE_RESOLVE ? NULL : s_stage_names[i];
+    return s_bad_names[i];
 }
 
 static const char *s_input_label(int i)
 {
-    switch (i) {
-    case PP_EP_INTAKE:
-    case PP_EP_SUBMIT:
-    case PP_EP_APNS_IN:
-    case PP_EP_MQTT_IN:
-        return pp_endpoint_name((pp_ep_t)i);
-    default:
-        return NULL;
-    }
+    return i == PP_EP_INTAKE || i == PP_EP_SUBMIT ? pp_endpoint_name((pp_ep_t)i) : NULL;
 }
 
 static const char *s_reason_label(int i)
@@ -198,7 +203,8 @@ static const char *s_reason_label(int i)
 static void s_register_metrics(pp_metrics_t *r, s_metrics_t *m)
 {
     s_register_per_label(r, m->received, PP_EP_COUNT, "received_total",
-                         "Messages read, per input endpoint", "endpoint", false, s_input_label);
+                         "Client messages read, per input endpoint", "endpoint", false,
+                         s_input_label);
     m->accepted = pp_metrics_counter(r, "accepted_total",
                                      "Client frames accepted and stamped with an id", NULL);
     s_register_per_label(r, m->rejected, S_REASON_COUNT, "rejected_total",
@@ -206,26 +212,26 @@ static void s_register_metrics(pp_metrics_t *r, s_metrics_t *m)
     m->duplicates = pp_metrics_counter(r, "duplicates_removed_total",
                                        "Duplicate user ids removed from type 2 frames", NULL);
     s_register_per_label(r, m->forwarded, PP_STAGE_COUNT, "forwarded_total",
-                         "Jobs handed to an output socket", "stage", false, s_stage_label);
-    s_register_per_label(r, m->queued, PP_STAGE_COUNT, "queued_total",
-                         "Jobs the output socket would not take at once, held in the FIFO", "stage",
-                         false, s_stage_label);
+                         "Jobs handed to a worker pool (its pending queue)", "stage", false,
+                         s_stage_label);
     s_register_per_label(r, m->queue_depth, PP_STAGE_COUNT, "queue_depth",
-                         "Jobs held in the output's FIFO", "stage", true, s_stage_label);
+                         "Jobs pending in the pool, not yet sent to a worker", "stage", true,
+                         s_stage_label);
     s_register_per_label(r, m->queue_bytes, PP_STAGE_COUNT, "queue_bytes",
-                         "Bytes held in the output's FIFO", "stage", true, s_stage_label);
+                         "Bytes pending in the pool, not yet sent to a worker", "stage", true,
+                         s_stage_label);
     s_register_per_label(r, m->queue_full, PP_STAGE_COUNT, "queue_full_total",
-                         "Times the output's FIFO filled up and its inputs were paused", "stage",
-                         false, s_stage_label);
-    s_register_per_label(r, m->send_errors, PP_STAGE_COUNT, "send_errors_total",
-                         "Jobs dropped on an output socket error other than EAGAIN", "stage", false,
-                         s_stage_label);
+                         "Times the pool's pending queue filled up and its inputs were paused",
+                         "stage", false, s_stage_label);
+    s_register_per_label(r, m->enqueue_errors, PP_STAGE_COUNT, "enqueue_errors_total",
+                         "Jobs dropped because the pool could not take them (out of memory)",
+                         "stage", false, s_stage_label);
     s_register_per_label(r, m->dropped_at_exit, PP_STAGE_COUNT, "dropped_at_exit_total",
-                         "Jobs still in the FIFO when the drain time ran out", "stage", false,
-                         s_stage_label);
-    s_register_per_label(r, m->bad_job, PP_STAGE_COUNT, "bad_job_total",
-                         "Jobs from resolvers dropped: wrong kind, not a job, or multipart",
-                         "stage", false, s_forwarding_stage_label);
+                         "Jobs pending or unacknowledged when the drain time ran out", "stage",
+                         false, s_stage_label);
+    s_register_per_label(r, m->bad_job, S_BAD_COUNT, "bad_job_total",
+                         "Outputs from resolvers dropped: not a job, or not an APNS/MQTT job",
+                         "reason", false, s_bad_label);
     m->recv_errors =
         pp_metrics_counter(r, "recv_errors_total", "Socket receive errors other than EAGAIN", NULL);
     m->replies_dropped =
@@ -245,24 +251,16 @@ static int s_set_options(pp_broker_t *b, pp_ep_t ep, void *raw)
     int rc = 0;
     rc |= s_setopt_int(raw, ZMQ_SNDHWM, b->cfg.hwm);
     rc |= s_setopt_int(raw, ZMQ_RCVHWM, b->cfg.hwm);
-    /* Inputs hold nothing worth keeping at close; outputs get the drain time left when the
-       broker stops (pp_broker_drain). */
+    /* What the client sockets hold at close is not ours yet (not accepted, or a reply). */
     rc |= s_setopt_int(raw, ZMQ_LINGER, 0);
-    if (ep == PP_EP_RESOLVE || ep == PP_EP_APNS_OUT || ep == PP_EP_MQTT_OUT) {
-        /* Queue only to peers whose connection is complete: with no peer the send says
-           EAGAIN and the job waits in our FIFO, which a disconnect cannot destroy. */
-        rc |= s_setopt_int(raw, ZMQ_IMMEDIATE, 1);
-    }
     if (ep == PP_EP_SUBMIT) {
         /* EHOSTUNREACH/EAGAIN instead of a silent drop, so lost replies are counted. */
         rc |= s_setopt_int(raw, ZMQ_ROUTER_MANDATORY, 1);
     }
-    if (ep == PP_EP_INTAKE || ep == PP_EP_SUBMIT) {
-        /* Frames somewhat over the limit still arrive, to be counted as too_large; a peer
-           sending far more is disconnected by libzmq before it costs memory. */
-        int64_t max = (int64_t)b->cfg.limits.max_frame_bytes * 2 + 4096;
-        rc |= zmq_setsockopt(raw, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    }
+    /* Frames somewhat over the limit still arrive, to be counted as too_large; a peer
+       sending far more is disconnected by libzmq before it costs memory. */
+    int64_t max = (int64_t)b->cfg.limits.max_frame_bytes * 2 + 4096;
+    rc |= zmq_setsockopt(raw, ZMQ_MAXMSGSIZE, &max, sizeof max);
     return rc ? -1 : 0;
 }
 
@@ -295,12 +293,37 @@ static int s_open(pp_broker_t *b, pp_ep_t ep, int type, pp_curve_t *curve)
     return 0;
 }
 
-static int s_open_all(pp_broker_t *b, pp_curve_t *curve)
+static bool s_on_output(void *ctx, zmq_msg_t *body);
+
+static int s_open_pool(pp_broker_t *b, pp_stage_t s, pp_curve_t *curve, pp_metrics_t *metrics)
 {
-    static const int types[PP_EP_COUNT] = {ZMQ_PULL, ZMQ_ROUTER, ZMQ_PUSH, ZMQ_PULL,
-                                           ZMQ_PULL, ZMQ_PUSH,   ZMQ_PUSH};
-    for (int ep = 0; ep < PP_EP_COUNT; ep++)
-        if (s_open(b, (pp_ep_t)ep, types[ep], curve) != 0) return -1;
+    char addr[512];
+    if (pp_endpoint(b->cfg.bind, s_stage_ep[s], addr, sizeof addr) != 0) {
+        pp_error("bind_failed", "endpoint=%s error=\"bad address\"",
+                 pp_endpoint_name(s_stage_ep[s]));
+        return -1;
+    }
+    /* The resolvers' outputs wait in the resolve socket's receive pipes while the apns or
+       mqtt pool is full: bound them by broker.hwm (per resolver) rather than pp_dispatch's
+       generous default, so that backpressure reaches the resolvers soon. */
+    int rcvhwm = s == PP_STAGE_RESOLVE ? b->cfg.hwm : PP_DISPATCH_DEFAULT_RCVHWM;
+    b->pool[s] = pp_dispatch_new_rcvhwm(s_stage_names[s], addr, curve, metrics, b->cfg.heartbeat_ms,
+                                        b->cfg.timeout_ms, b->cfg.queue_msgs[s],
+                                        b->cfg.queue_bytes[s], rcvhwm);
+    if (!b->pool[s]) return -1; /* pp_dispatch logged why */
+    pp_info("bound", "endpoint=%s address=%s pool=%s", pp_endpoint_name(s_stage_ep[s]), addr,
+            s_stage_names[s]);
+    return 0;
+}
+
+static int s_open_all(pp_broker_t *b, pp_curve_t *curve, pp_metrics_t *metrics)
+{
+    if (s_open(b, PP_EP_INTAKE, ZMQ_PULL, curve) != 0) return -1;
+    if (s_open(b, PP_EP_SUBMIT, ZMQ_ROUTER, curve) != 0) return -1;
+    for (int s = 0; s < PP_STAGE_COUNT; s++)
+        if (s_open_pool(b, (pp_stage_t)s, curve, metrics) != 0) return -1;
+    /* Resolvers send their APNS and MQTT jobs back over their link as outputs. */
+    pp_dispatch_set_output(b->pool[PP_STAGE_RESOLVE], s_on_output, b);
     return 0;
 }
 
@@ -312,10 +335,6 @@ static void s_close(pp_broker_t *b, pp_ep_t ep)
 
 static int s_new_state(pp_broker_t *b)
 {
-    for (int s = 0; s < PP_STAGE_COUNT; s++) {
-        b->q[s] = pp_msgq_new(b->cfg.queue_msgs[s], b->cfg.queue_bytes[s]);
-        if (!b->q[s]) return -1;
-    }
     b->decoder = pp_frame_decoder_new(&b->cfg.limits);
     b->ids = pp_msgid_new(b->cfg.have_instance ? &b->cfg.instance : NULL);
     if (!b->decoder || !b->ids) return -1;
@@ -338,19 +357,21 @@ pp_broker_t *pp_broker_new(const pp_broker_config_t *cfg, pp_curve_t *curve, pp_
     pp_broker_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->cfg = *cfg;
+    b->reading_resolve = true;
     s_register_metrics(metrics, &b->m);
     if (s_new_state(b) != 0) {
         pp_error("broker_init_failed", "error=\"out of memory or no random bytes\"");
         pp_broker_destroy(&b);
         return NULL;
     }
-    if (s_open_all(b, curve) != 0) {
+    if (s_open_all(b, curve, metrics) != 0) {
         pp_broker_destroy(&b);
         return NULL;
     }
     b->intake_open = true;
-    pp_info("broker_ready", "bind=%s instance=%016llx hwm=%d drain_ms=%d", b->cfg.bind,
-            (unsigned long long)pp_msgid_instance(b->ids), b->cfg.hwm, b->cfg.drain_ms);
+    pp_info("broker_ready", "bind=%s instance=%016llx hwm=%d drain_ms=%d heartbeat_ms=%u",
+            b->cfg.bind, (unsigned long long)pp_msgid_instance(b->ids), b->cfg.hwm, b->cfg.drain_ms,
+            b->cfg.heartbeat_ms);
     return b;
 }
 
@@ -358,10 +379,10 @@ void pp_broker_destroy(pp_broker_t **p)
 {
     if (!p || !*p) return;
     pp_broker_t *b = *p;
-    for (int ep = 0; ep < PP_EP_COUNT; ep++)
+    for (int ep = 0; ep <= PP_EP_SUBMIT; ep++)
         if (b->sock[ep]) s_close(b, (pp_ep_t)ep);
     for (int s = 0; s < PP_STAGE_COUNT; s++)
-        pp_msgq_destroy(&b->q[s]);
+        pp_dispatch_destroy(&b->pool[s]);
     pp_frame_decoder_destroy(&b->decoder);
     pp_msgid_destroy(&b->ids);
     msgpack_sbuffer_destroy(&b->job);
@@ -373,7 +394,7 @@ void pp_broker_destroy(pp_broker_t **p)
     *p = NULL;
 }
 
-/* ---------------------------------------------------------------- outputs */
+/* ---------------------------------------------------------------- pools */
 
 static void s_log_error(pp_broker_t *b, const char *event, const char *where)
 {
@@ -383,49 +404,54 @@ static void s_log_error(pp_broker_t *b, const char *event, const char *where)
                  suppressed);
 }
 
-/*  Hands *msg to the stage's output: straight to the socket when nothing waits before it,
-    else (or on EAGAIN) to the FIFO. The caller made sure the FIFO has room. *msg is left
-    empty. */
-static void s_output(pp_broker_t *b, pp_stage_t s, zmq_msg_t *msg)
+/*  Hands *msg to the stage's pool (moved, so *msg is left empty). force: ignore the pool's
+    bounds (an output already read must not be dropped); otherwise the caller checked that
+    the pool is not full. */
+static void s_to_pool(pp_broker_t *b, pp_stage_t s, zmq_msg_t *msg, bool force)
 {
-    if (pp_msgq_size(b->q[s]) == 0) {
-        if (zmq_msg_send(msg, b->raw[s_stage_out[s]], ZMQ_DONTWAIT) >= 0) {
-            b->tally.forwarded[s]++;
-            return;
-        }
-        if (errno != EAGAIN && errno != EINTR) {
-            pp_metric_inc(b->m.send_errors[s]);
-            s_log_error(b, "send_failed", s_stage_names[s]);
-            zmq_msg_close(msg);
-            zmq_msg_init(msg);
-            return;
-        }
-    }
-    if (pp_msgq_push(b->q[s], msg) == 0) {
-        b->tally.queued[s]++;
+    int rc =
+        force ? pp_dispatch_enqueue_force(b->pool[s], msg) : pp_dispatch_enqueue(b->pool[s], msg);
+    if (rc == 0) {
+        b->tally.forwarded[s]++;
         return;
     }
-    /* Not reached while callers check for room first; counted rather than asserted. */
-    pp_metric_inc(b->m.send_errors[s]);
+    /* Out of memory (or, not reached, a caller that did not check): counted, not asserted. */
+    errno = ENOMEM;
+    pp_metric_inc(b->m.enqueue_errors[s]);
+    s_log_error(b, "enqueue_failed", s_stage_names[s]);
     zmq_msg_close(msg);
     zmq_msg_init(msg);
 }
 
-static void s_flush(pp_broker_t *b, pp_stage_t s)
+static void s_bad_job(pp_broker_t *b, int why, size_t size)
 {
-    int n = pp_msgq_flush(b->q[s], b->raw[s_stage_out[s]]);
-    if (n > 0) {
-        b->tally.forwarded[s] += (uint64_t)n;
-    } else if (n < 0) {
-        /* The head cannot be sent for a reason other than EAGAIN: drop it so that one bad
-           message does not wedge the output. */
-        zmq_msg_t dead;
-        zmq_msg_init(&dead);
-        pp_msgq_pop(b->q[s], &dead);
-        zmq_msg_close(&dead);
-        pp_metric_inc(b->m.send_errors[s]);
-        s_log_error(b, "send_failed", s_stage_names[s]);
+    pp_metric_inc(b->m.bad_job[why]);
+    uint32_t suppressed;
+    if (pp_ratelimit_allow(&b->job_rl, &suppressed))
+        pp_warn("bad_job", "from=resolve reason=%s size=%zu suppressed=%u", s_bad_names[why], size,
+                suppressed);
+}
+
+/*  pp_dispatch output function of the resolve pool: one APNS or MQTT job from a resolver,
+    moved into the pool its kind names even when that pool is full (it was read; its
+    RESOLVE job will be acknowledged after it). Returns false once the target is full, so
+    that the dispatcher stops reading resolvers (backpressure). */
+static bool s_on_output(void *ctx, zmq_msg_t *body)
+{
+    pp_broker_t *b = ctx;
+    size_t size = zmq_msg_size(body);
+    int kind = pp_job_peek_kind(zmq_msg_data(body), size);
+    pp_stage_t s;
+    if (kind == PP_JOB_APNS) {
+        s = PP_STAGE_APNS;
+    } else if (kind == PP_JOB_MQTT) {
+        s = PP_STAGE_MQTT;
+    } else {
+        s_bad_job(b, kind == 0 ? S_BAD_NOT_A_JOB : S_BAD_WRONG_KIND, size);
+        return true;
     }
+    s_to_pool(b, s, body, true);
+    return !pp_dispatch_full(b->pool[s]);
 }
 
 /* ---------------------------------------------------------------- client frames */
@@ -446,7 +472,8 @@ static void s_reject(pp_broker_t *b, pp_ep_t ep, int reason, const char *detail,
     s_log_reject(b, ep, reason, detail, size);
 }
 
-/*  Encodes the decoded frame as a RESOLVE job into b->job and sends it on. Returns 0, or
+/*  Encodes the decoded frame as a RESOLVE job into b->job and hands it to the resolve pool
+    (the caller checked that it is not full). Returns 0, or
     -1 if the job could not be built (nothing sent). */
 static int s_send_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *id,
                           uint64_t received_us)
@@ -463,8 +490,8 @@ static int s_send_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *i
     zmq_msg_t out;
     if (zmq_msg_init_size(&out, b->job.size) != 0) return -1;
     memcpy(zmq_msg_data(&out), b->job.data, b->job.size);
-    s_output(b, PP_STAGE_RESOLVE, &out);
-    zmq_msg_close(&out); /* empty after s_output; closing an empty message is free */
+    s_to_pool(b, PP_STAGE_RESOLVE, &out, false);
+    zmq_msg_close(&out); /* empty after s_to_pool; closing an empty message is free */
     return 0;
 }
 
@@ -524,7 +551,7 @@ static int s_recv(pp_broker_t *b, void *raw, zmq_msg_t *msg)
 static void s_on_intake(pp_broker_t *b)
 {
     void *raw = b->raw[PP_EP_INTAKE];
-    for (int i = 0; i < S_BATCH && pp_msgq_has_room(b->q[PP_STAGE_RESOLVE]); i++) {
+    for (int i = 0; i < S_BATCH && !pp_dispatch_full(b->pool[PP_STAGE_RESOLVE]); i++) {
         if (s_recv(b, raw, &b->in) <= 0) return;
         b->tally.received[PP_EP_INTAKE]++;
         size_t size = zmq_msg_size(&b->in);
@@ -606,9 +633,13 @@ static void s_on_request(pp_broker_t *b, size_t parts)
         reason = PP_FRAME_MULTIPART;
         detail = "more than one ZMQ frame";
         s_reject(b, PP_EP_SUBMIT, reason, detail, size);
-    } else if (!pp_msgq_has_room(b->q[PP_STAGE_RESOLVE])) {
+    } else if (!b->intake_open) {
+        reason = S_REASON_STOPPING;
+        detail = "the broker is shutting down";
+        s_reject(b, PP_EP_SUBMIT, reason, detail, size);
+    } else if (pp_dispatch_full(b->pool[PP_STAGE_RESOLVE])) {
         reason = S_REASON_OVERLOADED;
-        detail = "the resolver queue is full";
+        detail = "the resolve pool's queue is full";
         s_reject(b, PP_EP_SUBMIT, reason, detail, size);
     } else {
         reason = s_accept_frame(b, PP_EP_SUBMIT, zmq_msg_data(frame), size, id, &detail);
@@ -626,101 +657,63 @@ static void s_on_submit(pp_broker_t *b)
     }
 }
 
-/* ---------------------------------------------------------------- jobs from resolvers */
-
-static void s_bad_job(pp_broker_t *b, pp_stage_t s, const char *why, size_t size)
-{
-    pp_metric_inc(b->m.bad_job[s]);
-    uint32_t suppressed;
-    if (pp_ratelimit_allow(&b->job_rl, &suppressed))
-        pp_warn("bad_job", "stage=%s reason=%s size=%zu suppressed=%u", s_stage_names[s], why, size,
-                suppressed);
-}
-
-/*  Moves jobs of the stage's kind from its input to its output, zero-copy. */
-static void s_on_jobs(pp_broker_t *b, pp_ep_t in, pp_stage_t s, int kind)
-{
-    void *raw = b->raw[in];
-    for (int i = 0; i < S_BATCH && pp_msgq_has_room(b->q[s]); i++) {
-        if (s_recv(b, raw, &b->in) <= 0) return;
-        b->tally.received[in]++;
-        if (i == 0) b->last_input_ms = pp_mono_ms(); /* for the drain; a batch lasts < 1 ms */
-        size_t size = zmq_msg_size(&b->in);
-        if (zmq_msg_more(&b->in)) {
-            s_discard_rest(b, raw);
-            s_bad_job(b, s, "multipart", size);
-            continue;
-        }
-        int got = pp_job_peek_kind(zmq_msg_data(&b->in), size);
-        if (got != kind) {
-            s_bad_job(b, s, got == 0 ? "not_a_job" : "wrong_kind", size);
-            continue;
-        }
-        s_output(b, s, &b->in);
-    }
-}
-
 /* ---------------------------------------------------------------- loop */
+
+enum { S_IN_INTAKE = -1, S_IN_SUBMIT = -2 };
 
 typedef struct {
     zmq_pollitem_t items[PP_EP_COUNT];
-    pp_ep_t ep[PP_EP_COUNT];
+    int what[PP_EP_COUNT]; /* a pp_stage_t (its pool's socket), or S_IN_INTAKE/S_IN_SUBMIT */
     int n;
 } s_pollset_t;
 
-static void s_want(s_pollset_t *ps, pp_broker_t *b, pp_ep_t ep, short events)
+static void s_want(s_pollset_t *ps, void *raw, int what)
 {
-    ps->items[ps->n] = (zmq_pollitem_t){b->raw[ep], 0, events, 0};
-    ps->ep[ps->n] = ep;
+    ps->items[ps->n] = (zmq_pollitem_t){raw, 0, ZMQ_POLLIN, 0};
+    ps->what[ps->n] = what;
     ps->n++;
 }
 
-/*  Inputs are polled only while the FIFO of the output they feed has room: that is how
-    backpressure reaches the peers. Outputs are polled for POLLOUT only while their FIFO
-    holds something. */
+/*  Inputs are polled only while the pool they feed has room: that is how backpressure
+    reaches the peers. Intake feeds the resolve pool; the resolve pool's socket carries the
+    resolvers' outputs, which feed the apns and mqtt pools, so it is not read while either
+    of those is full (its workers' pp_link_send then meets the high-water mark). The apns
+    and mqtt sockets carry only credit, acks and heartbeats: always read. */
 static void s_build_pollset(pp_broker_t *b, s_pollset_t *ps)
 {
     ps->n = 0;
-    if (b->intake_open) {
-        if (pp_msgq_has_room(b->q[PP_STAGE_RESOLVE])) s_want(ps, b, PP_EP_INTAKE, ZMQ_POLLIN);
-        /* submit stays readable when the resolve FIFO is full: it answers "overloaded" */
-        s_want(ps, b, PP_EP_SUBMIT, ZMQ_POLLIN);
-    }
-    if (pp_msgq_has_room(b->q[PP_STAGE_APNS])) s_want(ps, b, PP_EP_APNS_IN, ZMQ_POLLIN);
-    if (pp_msgq_has_room(b->q[PP_STAGE_MQTT])) s_want(ps, b, PP_EP_MQTT_IN, ZMQ_POLLIN);
+    if (b->sock[PP_EP_INTAKE] && b->intake_open && !pp_dispatch_full(b->pool[PP_STAGE_RESOLVE]))
+        s_want(ps, b->raw[PP_EP_INTAKE], S_IN_INTAKE);
+    /* submit stays readable when the resolve pool is full ("overloaded") or while draining
+       ("stopping") */
+    if (b->sock[PP_EP_SUBMIT]) s_want(ps, b->raw[PP_EP_SUBMIT], S_IN_SUBMIT);
     for (int s = 0; s < PP_STAGE_COUNT; s++)
-        if (pp_msgq_size(b->q[s]) > 0) s_want(ps, b, s_stage_out[s], ZMQ_POLLOUT);
+        if (s != PP_STAGE_RESOLVE || b->reading_resolve)
+            s_want(ps, pp_dispatch_socket(b->pool[s]), s);
 }
 
-static void s_dispatch_input(pp_broker_t *b, pp_ep_t ep)
+/*  Starts or stops reading the resolvers' outputs as the apns and mqtt pools fill and
+    empty. The dispatcher is told, so that resolvers we do not hear are not declared dead. */
+static void s_update_reading(pp_broker_t *b)
 {
-    switch (ep) {
-    case PP_EP_INTAKE:
-        s_on_intake(b);
-        break;
-    case PP_EP_SUBMIT:
-        s_on_submit(b);
-        break;
-    case PP_EP_APNS_IN:
-        s_on_jobs(b, ep, PP_STAGE_APNS, PP_JOB_APNS);
-        break;
-    case PP_EP_MQTT_IN:
-        s_on_jobs(b, ep, PP_STAGE_MQTT, PP_JOB_MQTT);
-        break;
-    default:
-        break;
-    }
+    bool reading =
+        !pp_dispatch_full(b->pool[PP_STAGE_APNS]) && !pp_dispatch_full(b->pool[PP_STAGE_MQTT]);
+    if (reading == b->reading_resolve) return;
+    b->reading_resolve = reading;
+    pp_dispatch_set_reading(b->pool[PP_STAGE_RESOLVE], reading);
 }
 
-/*  Counts each time a FIFO fills up. The log line is limited per stage: under a steady
-    overload the FIFO flips between full and one-below-full on every loop turn. */
+/*  Counts each time a pool's queue fills up. The log line is limited per stage: under a
+    steady overload the queue flips between full and one-below-full on every loop turn. */
 static void s_note_full(pp_broker_t *b, pp_stage_t s)
 {
     pp_metric_inc(b->m.queue_full[s]);
     uint32_t suppressed;
     if (pp_ratelimit_allow(&b->full_rl[s], &suppressed))
-        pp_warn("queue_full", "stage=%s messages=%zu bytes=%zu suppressed=%u", s_stage_names[s],
-                pp_msgq_size(b->q[s]), pp_msgq_bytes(b->q[s]), suppressed);
+        pp_warn("queue_full", "stage=%s messages=%zu bytes=%zu in_flight=%zu suppressed=%u",
+                s_stage_names[s], pp_dispatch_pending(b->pool[s]),
+                pp_dispatch_pending_bytes(b->pool[s]), pp_dispatch_in_flight(b->pool[s]),
+                suppressed);
 }
 
 static void s_publish_tally(pp_broker_t *b)
@@ -730,8 +723,6 @@ static void s_publish_tally(pp_broker_t *b)
     if (b->tally.accepted) pp_metric_add(b->m.accepted, b->tally.accepted);
     for (int s = 0; s < PP_STAGE_COUNT; s++)
         if (b->tally.forwarded[s]) pp_metric_add(b->m.forwarded[s], b->tally.forwarded[s]);
-    for (int s = 0; s < PP_STAGE_COUNT; s++)
-        if (b->tally.queued[s]) pp_metric_add(b->m.queued[s], b->tally.queued[s]);
     memset(&b->tally, 0, sizeof b->tally);
 }
 
@@ -739,18 +730,25 @@ static void s_update_gauges(pp_broker_t *b)
 {
     s_publish_tally(b);
     for (int s = 0; s < PP_STAGE_COUNT; s++) {
-        pp_metric_set(b->m.queue_depth[s], (int64_t)pp_msgq_size(b->q[s]));
-        pp_metric_set(b->m.queue_bytes[s], (int64_t)pp_msgq_bytes(b->q[s]));
-        bool full = !pp_msgq_has_room(b->q[s]);
+        pp_metric_set(b->m.queue_depth[s], (int64_t)pp_dispatch_pending(b->pool[s]));
+        pp_metric_set(b->m.queue_bytes[s], (int64_t)pp_dispatch_pending_bytes(b->pool[s]));
+        bool full = pp_dispatch_full(b->pool[s]);
         if (full && !b->was_full[s]) s_note_full(b, (pp_stage_t)s);
         b->was_full[s] = full;
     }
 }
 
-/*  One turn: poll, flush writable outputs first (that makes room), then read inputs.
-    Returns the number of ready sockets, or -1 on a fatal error. */
+/*  One turn: housekeeping of the pools (timeouts, heartbeats, sends), poll, read what is
+    readable (the sender pools first: their credit and acks make room), hand what was read to
+    the workers. Returns the number of ready sockets, or -1 on a fatal error. */
 static int s_turn(pp_broker_t *b, long timeout_ms)
 {
+    s_update_reading(b);
+    uint64_t now = pp_mono_ms();
+    for (int s = 0; s < PP_STAGE_COUNT; s++) {
+        int t = pp_dispatch_tick(b->pool[s], now);
+        if (t < timeout_ms) timeout_ms = t;
+    }
     s_pollset_t ps;
     s_build_pollset(b, &ps);
     int rc = zmq_poll(ps.items, ps.n, timeout_ms);
@@ -759,14 +757,21 @@ static int s_turn(pp_broker_t *b, long timeout_ms)
         pp_error("poll_failed", "error=\"%s\"", zmq_strerror(errno));
         return -1;
     }
-    for (int i = 0; i < ps.n && rc > 0; i++) {
-        if (ps.items[i].revents & ZMQ_POLLOUT) {
-            for (int s = 0; s < PP_STAGE_COUNT; s++)
-                if (s_stage_out[s] == ps.ep[i]) s_flush(b, (pp_stage_t)s);
+    for (int pass = 0; pass < 2 && rc > 0; pass++) {
+        for (int i = 0; i < ps.n; i++) {
+            if (!(ps.items[i].revents & ZMQ_POLLIN)) continue;
+            int w = ps.what[i];
+            bool pool = w >= 0;
+            if (pass == 0 && pool && w != PP_STAGE_RESOLVE) pp_dispatch_on_readable(b->pool[w]);
+            if (pass == 1 && w == PP_STAGE_RESOLVE && b->reading_resolve)
+                pp_dispatch_on_readable(b->pool[w]);
+            if (pass == 1 && w == S_IN_INTAKE) s_on_intake(b);
+            if (pass == 1 && w == S_IN_SUBMIT) s_on_submit(b);
         }
+        if (pass == 0) s_update_reading(b); /* the pumps of acked pools may have made room */
     }
-    for (int i = 0; i < ps.n && rc > 0; i++)
-        if (ps.items[i].revents & ZMQ_POLLIN) s_dispatch_input(b, ps.ep[i]);
+    for (int s = 0; s < PP_STAGE_COUNT; s++)
+        pp_dispatch_pump(b->pool[s]);
     s_update_gauges(b);
     return rc;
 }
@@ -780,36 +785,36 @@ int pp_broker_run(pp_broker_t *b)
 
 /* ---------------------------------------------------------------- drain */
 
-static bool s_all_empty(pp_broker_t *b)
+/*  Nothing pending and nothing unacknowledged in any pool. A resolver sends a job's
+    outputs before its ack on the same socket, so an empty resolve pool also means that
+    every output of every RESOLVE job has been read. */
+static bool s_all_done(pp_broker_t *b)
 {
     for (int s = 0; s < PP_STAGE_COUNT; s++)
-        if (pp_msgq_size(b->q[s]) > 0) return false;
+        if (pp_dispatch_pending(b->pool[s]) > 0 || pp_dispatch_in_flight(b->pool[s]) > 0)
+            return false;
     return true;
 }
 
 static void s_stop_intake(pp_broker_t *b)
 {
-    /* Closing (linger 0) stops new frames at once; frames libzmq had read for us but we
-       had not yet taken are dropped with the socket, as a client's unacknowledged PUSH
-       allows. A submit client sees no reply and may retry elsewhere. */
+    /* Closing intake (linger 0) stops new frames at once; frames libzmq had read for us
+       but we had not yet taken are dropped with the socket, as a client's unacknowledged
+       PUSH allows. submit stays open and answers "stopping", so that an acknowledged
+       client knows at once to retry elsewhere. */
     s_close(b, PP_EP_INTAKE);
-    s_close(b, PP_EP_SUBMIT);
     b->intake_open = false;
-}
-
-static void s_set_linger(pp_broker_t *b, int linger_ms)
-{
-    for (int s = 0; s < PP_STAGE_COUNT; s++)
-        s_setopt_int(b->raw[s_stage_out[s]], ZMQ_LINGER, linger_ms);
 }
 
 static void s_count_left(pp_broker_t *b)
 {
     for (int s = 0; s < PP_STAGE_COUNT; s++) {
-        size_t left = pp_msgq_size(b->q[s]);
-        if (left == 0) continue;
-        pp_metric_add(b->m.dropped_at_exit[s], left);
-        pp_warn("drain_incomplete", "stage=%s dropped=%zu", s_stage_names[s], left);
+        size_t pending = pp_dispatch_pending(b->pool[s]);
+        size_t in_flight = pp_dispatch_in_flight(b->pool[s]);
+        if (pending + in_flight == 0) continue;
+        pp_metric_add(b->m.dropped_at_exit[s], pending + in_flight);
+        pp_warn("drain_incomplete", "stage=%s dropped=%zu pending=%zu in_flight=%zu",
+                s_stage_names[s], pending + in_flight, pending, in_flight);
     }
 }
 
@@ -817,21 +822,22 @@ void pp_broker_drain(pp_broker_t *b)
 {
     uint64_t start = pp_mono_ms();
     uint64_t deadline = start + (uint64_t)b->cfg.drain_ms;
-    pp_info("draining", "drain_ms=%d held_resolve=%zu held_apns=%zu held_mqtt=%zu", b->cfg.drain_ms,
-            pp_msgq_size(b->q[PP_STAGE_RESOLVE]), pp_msgq_size(b->q[PP_STAGE_APNS]),
-            pp_msgq_size(b->q[PP_STAGE_MQTT]));
+    pp_info(
+        "draining",
+        "drain_ms=%d pending_resolve=%zu in_flight_resolve=%zu pending_apns=%zu "
+        "in_flight_apns=%zu pending_mqtt=%zu in_flight_mqtt=%zu",
+        b->cfg.drain_ms, pp_dispatch_pending(b->pool[PP_STAGE_RESOLVE]),
+        pp_dispatch_in_flight(b->pool[PP_STAGE_RESOLVE]),
+        pp_dispatch_pending(b->pool[PP_STAGE_APNS]), pp_dispatch_in_flight(b->pool[PP_STAGE_APNS]),
+        pp_dispatch_pending(b->pool[PP_STAGE_MQTT]), pp_dispatch_in_flight(b->pool[PP_STAGE_MQTT]));
     s_stop_intake(b);
-    b->last_input_ms = start;
     uint64_t now = start;
-    while (now < deadline) {
-        if (s_all_empty(b) && now - b->last_input_ms >= S_QUIET_MS) break;
+    while (now < deadline && !s_all_done(b)) {
         uint64_t left = deadline - now;
         if (s_turn(b, (long)(left < 50 ? left : 50)) < 0) break;
         now = pp_mono_ms();
     }
-    now = pp_mono_ms();
-    int linger = now < deadline ? (int)(deadline - now) : 0;
-    s_set_linger(b, linger);
+    s_publish_tally(b);
     s_count_left(b);
-    pp_info("drained", "elapsed_ms=%llu linger_ms=%d", (unsigned long long)(now - start), linger);
+    pp_info("drained", "elapsed_ms=%llu", (unsigned long long)(pp_mono_ms() - start));
 }

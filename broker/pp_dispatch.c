@@ -59,7 +59,7 @@ struct pp_dispatch_t {
     pp_metrics_t *own_metrics;
     uint32_t heartbeat_ms, timeout_ms;
     size_t max_msgs, max_bytes;
-    // Pending FIFO, a ring that also takes pushes at the front (requeues): pp_msgq cannot.
+    // Pending FIFO, a ring that also takes pushes at the front (requeues): a plain FIFO cannot.
     zmq_msg_t *pend;
     size_t pend_cap, pend_head, pend_len, pend_bytes;
     s_worker_t **workers;
@@ -277,7 +277,16 @@ pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_c
                                pp_metrics_t *metrics, uint32_t heartbeat_ms, uint32_t timeout_ms,
                                size_t max_msgs, size_t max_bytes)
 {
-    if (!pool_name || !endpoint || max_msgs == 0 || max_bytes == 0) {
+    return pp_dispatch_new_rcvhwm(pool_name, endpoint, curve, metrics, heartbeat_ms, timeout_ms,
+                                  max_msgs, max_bytes, PP_DISPATCH_DEFAULT_RCVHWM);
+}
+
+pp_dispatch_t *pp_dispatch_new_rcvhwm(const char *pool_name, const char *endpoint,
+                                      pp_curve_t *curve, pp_metrics_t *metrics,
+                                      uint32_t heartbeat_ms, uint32_t timeout_ms, size_t max_msgs,
+                                      size_t max_bytes, int rcvhwm)
+{
+    if (!pool_name || !endpoint || max_msgs == 0 || max_bytes == 0 || rcvhwm < 1) {
         pp_error("link_dispatch_invalid", "pool=%s", pool_name ? pool_name : "-");
         return NULL;
     }
@@ -322,7 +331,8 @@ pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_c
     zsock_set_router_mandatory(d->sock, 1);
     // Credit bounds what is queued per worker; the HWMs only guard against a misbehaving one.
     zsock_set_sndhwm(d->sock, 2 * PP_DISPATCH_MAX_CREDIT);
-    zsock_set_rcvhwm(d->sock, 100000);
+    // Set before the bind: libzmq copies a listener's options when it binds.
+    zsock_set_rcvhwm(d->sock, rcvhwm);
     zsock_set_linger(d->sock, 0);
     if (pp_curve_apply(curve, d->raw) != 0) goto fail;
     // A hub restarted in the same process (tests, a reload) finds its old socket still
@@ -384,6 +394,13 @@ bool pp_dispatch_full(const pp_dispatch_t *d)
 int pp_dispatch_enqueue(pp_dispatch_t *d, zmq_msg_t *job)
 {
     if (pp_dispatch_full(d) || s_pend_push(d, job, false) != 0) return -1;
+    pp_metric_set(d->m_pending, (int64_t)d->pend_len);
+    return 0;
+}
+
+int pp_dispatch_enqueue_force(pp_dispatch_t *d, zmq_msg_t *job)
+{
+    if (s_pend_push(d, job, false) != 0) return -1;
     pp_metric_set(d->m_pending, (int64_t)d->pend_len);
     return 0;
 }

@@ -50,6 +50,19 @@ pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_c
                                pp_metrics_t *metrics, uint32_t heartbeat_ms, uint32_t timeout_ms,
                                size_t max_msgs, size_t max_bytes);
 
+/*  Receive high-water mark of pp_dispatch_new's socket, per worker: generous, since a
+    worker's messages are credit, acks and heartbeats, which the hub reads at once. */
+#define PP_DISPATCH_DEFAULT_RCVHWM 100000
+
+/*  pp_dispatch_new with the socket's ZMQ_RCVHWM (per worker, >= 1) given: a pool whose
+    workers send outputs ("O") and whose owner stops reading it for backpressure bounds the
+    outputs waiting in libzmq's receive pipes with it (the broker's resolve pool uses
+    broker.hwm), so that the workers' pp_link_send meets EAGAIN soon. */
+pp_dispatch_t *pp_dispatch_new_rcvhwm(const char *pool_name, const char *endpoint,
+                                      pp_curve_t *curve, pp_metrics_t *metrics,
+                                      uint32_t heartbeat_ms, uint32_t timeout_ms, size_t max_msgs,
+                                      size_t max_bytes, int rcvhwm);
+
 /*  Closes the socket (linger 0: unacknowledged jobs are the caller's to count as lost or
     not; they are still in pending/in-flight), frees every held message; nulls *p. */
 void pp_dispatch_destroy(pp_dispatch_t **p);
@@ -61,6 +74,13 @@ void *pp_dispatch_socket(pp_dispatch_t *d);
     pending FIFO and leaves *job empty. Returns 0, or -1 with *job untouched when the FIFO is
     full (see pp_dispatch_full): the caller then stops reading the inputs feeding this pool. */
 int pp_dispatch_enqueue(pp_dispatch_t *d, zmq_msg_t *job);
+
+/*  Like pp_dispatch_enqueue but ignores the bounds: for a job that was already read and must
+    not be dropped (a resolver's output, whose RESOLVE job will be acknowledged once the
+    output is read). The caller stops reading its source once pp_dispatch_full says so, which
+    keeps the overshoot to the messages of one read. Returns 0 with *job moved, or -1 (out of
+    memory) with *job untouched. */
+int pp_dispatch_enqueue_force(pp_dispatch_t *d, zmq_msg_t *job);
 
 /*  True when pp_dispatch_enqueue would fail: max_msgs pending, or max_bytes reached. Jobs
     requeued from dead workers may take the FIFO past its bounds (they are never dropped). */

@@ -4,14 +4,21 @@
     "tcp://broker.internal:5560". The broker's sockets sit on consecutive ports from there
     (for ipc:// addresses, on paths with a suffix), in this fixed order:
 
-      offset  role       broker socket  peer                 carries
-      +0      intake     PULL (bind)    client PUSH          client frames, fire-and-forget
-      +1      submit     ROUTER (bind)  client DEALER/REQ    client frames, acknowledged
-      +2      resolve    PUSH (bind)    resolver PULL        RESOLVE jobs
-      +3      apns_in    PULL (bind)    resolver PUSH        APNS jobs from resolvers
-      +4      mqtt_in    PULL (bind)    resolver PUSH        MQTT jobs from resolvers
-      +5      apns_out   PUSH (bind)    apns-sender PULL     APNS jobs to senders
-      +6      mqtt_out   PUSH (bind)    mqtt-sender PULL     MQTT jobs to senders
+      offset  role       broker socket   peer                 carries
+      +0      intake     PULL (bind)     client PUSH          client frames, fire-and-forget
+      +1      submit     ROUTER (bind)   client DEALER/REQ    client frames, acknowledged
+      +2      resolve    ROUTER (bind)   resolver pp_link     RESOLVE jobs (link hub, "J");
+                                                              the resolvers' APNS and MQTT
+                                                              jobs come back on it ("O")
+      +3      apns_in    reserved        -                    unused (was APNS jobs from
+                                                              resolvers; now "O" on resolve)
+      +4      mqtt_in    reserved        -                    unused (likewise for MQTT)
+      +5      apns_out   ROUTER (bind)   apns-sender pp_link  APNS jobs to senders (link hub)
+      +6      mqtt_out   ROUTER (bind)   mqtt-sender pp_link  MQTT jobs to senders (link hub)
+
+    The link hubs (broker/pp_dispatch.h) and workers (common/pp_link.h) speak the
+    acknowledged, credit-based protocol of docs/link-protocol.md. apns_in and mqtt_in keep
+    their enum values so that the port layout does not shift; nothing binds them.
 
     The broker binds "tcp://<bind host>:<port>"; the others connect to the same ports on the
     broker's host.

@@ -2,6 +2,7 @@
     See docs/mqtt-sender.md. */
 #include "pp_curve.h"
 #include "pp_endpoints.h"
+#include "pp_link.h"
 #include "pp_mqtt_sender.h"
 #include "pp_proc.h"
 
@@ -50,8 +51,8 @@ static void s_read_config(pp_proc_t *proc, pp_mqtt_sender_cfg_t *cfg, char *clie
     pp_config_t *c = pp_proc_config(proc);
     memset(cfg, 0, sizeof *cfg);
     const char *broker = pp_proc_broker_address(proc);
-    if (pp_endpoint(broker, PP_EP_MQTT_OUT, cfg->pull_endpoint, sizeof cfg->pull_endpoint) != 0)
-        cfg->pull_endpoint[0] = '\0'; /* pp_proc_broker_address recorded the error */
+    if (pp_endpoint(broker, PP_EP_MQTT_OUT, cfg->link_endpoint, sizeof cfg->link_endpoint) != 0)
+        cfg->link_endpoint[0] = '\0'; /* pp_proc_broker_address recorded the error */
 
     pp_mqtt_conn_opts_t *m = &cfg->mqtt;
     m->uri = pp_config_str(c, S_SECTION ".uri", "tcp://127.0.0.1:1883");
@@ -94,8 +95,12 @@ static void s_read_config(pp_proc_t *proc, pp_mqtt_sender_cfg_t *cfg, char *clie
     m->max_inflight = cfg->window;
     cfg->buffer_max = (size_t)pp_config_int(c, S_SECTION ".buffer_max", 100000, 1, 100000000);
     cfg->drain_ms = (int)pp_config_int(c, S_SECTION ".drain_ms", 5000, 0, 3600000);
-    cfg->rcvhwm = (int)pp_config_int(c, S_SECTION ".rcvhwm", 100, 1, 1000000);
-    cfg->rcvbuf = (int)pp_config_int(c, S_SECTION ".rcvbuf", 65536, 4096, 64 << 20);
+    /* Jobs held unacknowledged: what a kill -9 makes the hub send again (duplicates), and
+       what keeps the MQTT window busy when jobs have few topics. */
+    cfg->link_window =
+        (int)pp_config_int(c, S_SECTION ".link.window", 64, 1, (int64_t)PP_LINK_MAX_WINDOW);
+    cfg->link_heartbeat_ms = (int)pp_config_int(c, S_SECTION ".link.heartbeat_ms",
+                                                PP_LINK_DEFAULT_HEARTBEAT_MS, 10, 60000);
     cfg->reconnect_min_ms = (int)pp_config_int(c, S_SECTION ".reconnect_min_ms", 100, 10, 600000);
     cfg->reconnect_max_ms = (int)pp_config_int(c, S_SECTION ".reconnect_max_ms", 5000, 10, 3600000);
     if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
@@ -131,9 +136,10 @@ int main(int argc, char **argv)
         pp_proc_destroy(&proc);
         return 2;
     }
-    pp_info("sender_started", "pull=%s uri=%s client_id=%s window=%d buffer_max=%zu qos=%d",
-            cfg.pull_endpoint, cfg.mqtt.uri, cfg.mqtt.client_id, cfg.window, cfg.buffer_max,
-            cfg.qos);
+    pp_info("sender_started",
+            "link=%s link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu qos=%d",
+            cfg.link_endpoint, cfg.link_window, cfg.mqtt.uri, cfg.mqtt.client_id, cfg.window,
+            cfg.buffer_max, cfg.qos);
     pp_mqtt_sender_run(s);
     pp_mqtt_sender_destroy(&s);
     pp_curve_destroy(&curve);

@@ -1,4 +1,5 @@
 #include "pp_mqtt_sender.h"
+#include "pp_link.h"
 #include "pp_log.h"
 #include "pp_proc.h"
 #include "pp_pubq.h"
@@ -10,8 +11,6 @@
 #include <string.h>
 
 #define S_READ_BATCH 256
-#define S_DRAIN_READ_EXTRA 10000   /* jobs beyond rcvhwm still in TCP buffers at stop */
-#define S_DRAIN_QUIET_MS 20        /* at stop, read until the socket is this long quiet */
 #define S_MAX_TOPIC 65535          /* MQTT's string limit */
 #define S_PAHO_DOWN_GRACE_MS 10000 /* paho said "disconnected" but no lost event yet */
 
@@ -34,8 +33,7 @@ static const char *const s_conn_reasons[C_COUNT] = {"bad_credentials", "not_auth
 struct pp_mqtt_sender_t {
     pp_mqtt_sender_cfg_t cfg;
     pp_metrics_t *metrics;
-    zsock_t *pull;
-    void *pull_raw;
+    pp_link_t *link; /* NULL once closed: jobs freed after that are not acked */
     pp_mqtt_conn_t *conn;
     pp_pubq_t *q;
 
@@ -57,10 +55,10 @@ struct pp_mqtt_sender_t {
     char *topic_buf;
     uint64_t publishes_taken; /* topics of all jobs taken: each ends acked or failed */
 
-    pp_metric_t *m_jobs, *m_published, *m_acked, *m_retried, *m_reconnects, *m_stale;
+    pp_metric_t *m_jobs, *m_jobs_acked, *m_published, *m_acked, *m_retried, *m_reconnects, *m_stale;
     pp_metric_t *m_failed[F_COUNT], *m_connfail[C_COUNT];
     pp_metric_t *g_in_flight, *g_buffered, *g_connected;
-    pp_ratelimit_t rl_bad_job, rl_bad_topic, rl_connect;
+    pp_ratelimit_t rl_bad_job, rl_bad_topic, rl_connect, rl_link;
 };
 
 /* ---- setup ----------------------------------------------------------------------- */
@@ -69,6 +67,9 @@ static void s_metrics(pp_mqtt_sender_t *s)
 {
     pp_metrics_t *m = s->metrics;
     s->m_jobs = pp_metrics_counter(m, "jobs_total", "MQTT jobs taken from the broker", NULL);
+    s->m_jobs_acked = pp_metrics_counter(
+        m, "jobs_acked_total",
+        "jobs acknowledged to the broker (every publish finished, or the job undecodable)", NULL);
     s->m_published =
         pp_metrics_counter(m, "published_total", "publishes handed to the MQTT client", NULL);
     s->m_acked = pp_metrics_counter(
@@ -107,6 +108,7 @@ pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics
     s->rl_bad_job = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
     s->rl_bad_topic = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
     s->rl_connect = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
+    s->rl_link = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
     s->backoff_ms = cfg->reconnect_min_ms;
     s_metrics(s);
 
@@ -124,26 +126,10 @@ pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics
         return NULL;
     }
 
-    s->pull = zsock_new(ZMQ_PULL);
-    if (!s->pull) {
-        snprintf(err, errlen, "cannot create the ZMQ socket");
-        pp_mqtt_sender_destroy(&s);
-        return NULL;
-    }
-    s->pull_raw = zsock_resolve(s->pull);
-    /* A small receive queue: PUSH hands a job to a peer whose queue has room, so jobs
-       parked here are jobs another sender cannot take. */
-    zsock_set_rcvhwm(s->pull, cfg->rcvhwm);
-    /* Likewise a small kernel buffer: jobs parked in TCP are lost if this sender stops. */
-    zsock_set_rcvbuf(s->pull, cfg->rcvbuf);
-    zsock_set_linger(s->pull, 0);
-    if (pp_curve_apply(curve, s->pull_raw) != 0) {
-        snprintf(err, errlen, "CURVE setup failed");
-        pp_mqtt_sender_destroy(&s);
-        return NULL;
-    }
-    if (zsock_connect(s->pull, "%s", cfg->pull_endpoint) != 0) {
-        snprintf(err, errlen, "cannot connect to %s", cfg->pull_endpoint);
+    s->link = pp_link_new(cfg->link_endpoint, curve, metrics, (uint32_t)cfg->link_window,
+                          (uint32_t)cfg->link_heartbeat_ms);
+    if (!s->link) {
+        snprintf(err, errlen, "cannot connect the link to %s", cfg->link_endpoint);
         pp_mqtt_sender_destroy(&s);
         return NULL;
     }
@@ -154,7 +140,9 @@ void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p)
 {
     if (!p || !*p) return;
     pp_mqtt_sender_t *s = *p;
-    zsock_destroy(&s->pull);
+    /* First, so that the jobs still held are not acked as they are freed below: "B" tells
+       the hub to send them to another sender now. */
+    pp_link_destroy(&s->link);
     pp_mqtt_conn_destroy(&s->conn);
     for (int i = 0; s->slots && i < s->cfg.window; i++)
         if (s->slots[i].used) pp_pub_release(&s->slots[i].pub);
@@ -457,32 +445,43 @@ static void s_bad_job(pp_mqtt_sender_t *s, const char *why, size_t size)
         pp_warn("bad_job", "reason=%s bytes=%zu suppressed=%u", why, size, suppressed);
 }
 
-/* Reads jobs while the buffer has room, or, at stop, what is already queued in the socket
-   (bounded, in case the broker keeps sending faster than this reads). */
-static void s_read_jobs(pp_mqtt_sender_t *s, bool all)
+/* The last publish of a job finished (acknowledged by MQTT, written for QoS 0, or failed
+   for good): the job is done, so the hub may forget it. After the link is closed (shutdown)
+   the jobs still held are freed unfinished and must not be acked. */
+static void s_job_done(void *ctx, uint64_t seq)
 {
-    int limit = all ? s->cfg.rcvhwm + S_DRAIN_READ_EXTRA : S_READ_BATCH;
-    for (int i = 0; i < limit && (all || !pp_pubq_full(s->q)); i++) {
+    pp_mqtt_sender_t *s = ctx;
+    if (!s->link) return;
+    pp_link_ack(s->link, seq);
+    pp_metric_inc(s->m_jobs_acked);
+}
+
+/* Takes every job the hub sent (bounded per call so MQTT events are not starved). Credit
+   bounds what arrives, so this reads even when the buffer is full: pausing the link is
+   what stops the flow (a job held in the socket would be held from other senders too). */
+static void s_read_jobs(pp_mqtt_sender_t *s)
+{
+    for (int i = 0; i < S_READ_BATCH; i++) {
+        uint64_t seq = 0;
         zmq_msg_t msg;
         zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, s->pull_raw, ZMQ_DONTWAIT) < 0) {
+        int rc = pp_link_recv(s->link, &seq, &msg);
+        if (rc <= 0) {
             zmq_msg_close(&msg);
+            int e = errno;
+            uint32_t suppressed = 0;
+            if (rc < 0 && e != EINTR && pp_ratelimit_allow(&s->rl_link, &suppressed))
+                pp_error("link_recv_failed", "error=\"%s\" suppressed=%u", zmq_strerror(e),
+                         suppressed);
             return;
         }
         size_t size = zmq_msg_size(&msg);
-        if (zmq_msg_more(&msg)) {
-            /* Skip the rest of a multipart message: jobs are one frame. */
-            do {
-                zmq_msg_close(&msg);
-                zmq_msg_init(&msg);
-            } while (zmq_msg_recv(&msg, s->pull_raw, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&msg));
-            zmq_msg_close(&msg);
-            s_bad_job(s, "multipart", size);
-            continue;
-        }
+        /* A job that cannot be decoded here cannot be decoded by another sender either:
+           counted and acked at once, not redone. */
         if (size > s->cfg.max_job_bytes) {
             zmq_msg_close(&msg);
             s_bad_job(s, "too_large", size);
+            s_job_done(s, seq);
             continue;
         }
         const char *why = "bad_job";
@@ -490,25 +489,21 @@ static void s_read_jobs(pp_mqtt_sender_t *s, bool all)
         zmq_msg_close(&msg);
         if (!job) {
             s_bad_job(s, why ? why : "bad_job", size);
+            s_job_done(s, seq);
             continue;
         }
         pp_metric_inc(s->m_jobs);
+        pp_pubjob_on_done(job, s_job_done, s, seq);
         s->publishes_taken += pp_pubjob_job(job)->n_topics;
         pp_pubq_push_job(s->q, job);
     }
 }
 
-/* At stop: libzmq refills the socket's queue from TCP in chunks, so one read to EAGAIN
-   leaves jobs behind; read until the socket has been quiet a moment (bounded: the broker
-   may still be sending). */
-static void s_read_remaining(pp_mqtt_sender_t *s)
+/* Backpressure: no new credit while the buffer is full or when stopping. Credit already
+   granted may still bring up to a window of jobs, which the buffer takes (overshoot). */
+static void s_update_pause(pp_mqtt_sender_t *s, bool draining)
 {
-    size_t limit = (size_t)s->cfg.rcvhwm + S_DRAIN_READ_EXTRA;
-    size_t before = (size_t)pp_metric_get(s->m_jobs);
-    zmq_pollitem_t item = {s->pull_raw, 0, ZMQ_POLLIN, 0};
-    while ((size_t)pp_metric_get(s->m_jobs) - before < limit &&
-           zmq_poll(&item, 1, S_DRAIN_QUIET_MS) > 0)
-        s_read_jobs(s, true);
+    pp_link_pause(s->link, draining || pp_pubq_full(s->q));
 }
 
 /* ---- the loop -------------------------------------------------------------------- */
@@ -562,54 +557,58 @@ size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
     for (;;) {
         uint64_t now = pp_mono_ms();
         if (!draining && pp_proc_stopping()) {
-            /* Stop taking jobs: the broker's PUSH then gives them to other senders. What
-               already reached this socket is read first, because disconnecting discards
-               the socket's queue (PUSH/PULL has no acknowledgement to resend it). */
+            /* No more credit; jobs already granted still arrive and are done. What is not
+               finished by the deadline is not acked: pp_link_destroy's "B" has the hub
+               send it to another sender at once. */
             draining = true;
             deadline = now + (uint64_t)s->cfg.drain_ms;
-            s_read_remaining(s);
-            zsock_disconnect(s->pull, "%s", s->cfg.pull_endpoint);
-            pp_info("draining", "buffered=%zu in_flight=%zu drain_ms=%d", pp_pubq_len(s->q),
-                    s_in_flight(s), s->cfg.drain_ms);
+            pp_info("draining", "buffered=%zu in_flight=%zu jobs_held=%u drain_ms=%d",
+                    pp_pubq_len(s->q), s_in_flight(s), pp_link_held(s->link), s->cfg.drain_ms);
         }
         if (draining && ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0) || now >= deadline)) break;
         if (s->state == S_IDLE && now >= s->next_connect_ms) s_connect(s, now);
         s_watchdogs(s, now);
         s_publish_some(s);
         s_update_gauges(s);
+        s_update_pause(s, draining);
+        /* Acks, credit and heartbeats go out here, every turn: even while MQTT is down or
+           the buffer is full, or the hub would declare this sender dead. */
+        long link_ms = pp_link_tick(s->link);
 
         zmq_pollitem_t items[2] = {{NULL, pp_mqtt_conn_fd(s->conn), ZMQ_POLLIN, 0},
-                                   {s->pull_raw, 0, ZMQ_POLLIN, 0}};
-        int n_items = (!draining && !pp_pubq_full(s->q)) ? 2 : 1;
+                                   {pp_link_socket(s->link), 0, ZMQ_POLLIN, 0}};
         size_t wake = s_wake_batch(s);
         pp_mqtt_conn_set_wake(s->conn, wake);
-        int rc = zmq_poll(items, n_items, s_timeout(s, now, draining, deadline, wake));
+        long t = s_timeout(s, now, draining, deadline, wake);
+        int rc = zmq_poll(items, 2, t < link_ms ? t : link_ms);
         if (rc < 0 && errno != EINTR) {
             pp_error("poll_failed", "error=\"%s\"", zmq_strerror(errno));
             break;
         }
         if (rc < 0) continue;
         if (rc == 0 || (items[0].revents & ZMQ_POLLIN)) s_take_events(s);
-        if (n_items > 1 && (items[1].revents & ZMQ_POLLIN)) s_read_jobs(s, false);
+        if (items[1].revents & ZMQ_POLLIN) s_read_jobs(s);
     }
 
     s_take_events(s);
     size_t left = pp_pubq_len(s->q) + s_in_flight(s);
     if (left > 0) {
         pp_metric_add(s->m_failed[F_SHUTDOWN], left);
-        pp_error("drain_incomplete", "undelivered=%zu buffered=%zu in_flight=%zu", left,
-                 pp_pubq_len(s->q), s_in_flight(s));
+        pp_error("drain_incomplete",
+                 "undelivered=%zu buffered=%zu in_flight=%zu jobs_returned_to_hub=%u", left,
+                 pp_pubq_len(s->q), s_in_flight(s), pp_link_held(s->link));
     }
     s_disconnect(s);
     s_update_gauges(s);
     int64_t failed = 0;
     for (int i = 0; i < F_COUNT; i++)
         failed += pp_metric_get(s->m_failed[i]);
+    pp_link_tick(s->link); /* acks of what finished during the disconnect */
     pp_info("stopped",
-            "jobs=%lld publishes_taken=%llu published=%lld acknowledged=%lld failed=%lld "
-            "undelivered=%zu",
-            (long long)pp_metric_get(s->m_jobs), (unsigned long long)s->publishes_taken,
-            (long long)pp_metric_get(s->m_published), (long long)pp_metric_get(s->m_acked),
-            (long long)failed, left);
+            "jobs=%lld jobs_acked=%lld publishes_taken=%llu published=%lld acknowledged=%lld "
+            "failed=%lld undelivered=%zu",
+            (long long)pp_metric_get(s->m_jobs), (long long)pp_metric_get(s->m_jobs_acked),
+            (unsigned long long)s->publishes_taken, (long long)pp_metric_get(s->m_published),
+            (long long)pp_metric_get(s->m_acked), (long long)failed, left);
     return left;
 }

@@ -1,13 +1,16 @@
-/*  pp_mqtt_sender: the mqtt-sender's loop. Takes MQTT jobs from the broker's mqtt_out
-    endpoint (ZMQ PULL) and publishes each job's payload to each of its topics over one
-    long-lived MQTT connection (pp_mqtt_conn), with many publishes in flight.
+/*  pp_mqtt_sender: the mqtt-sender's loop. Takes MQTT jobs from the broker's mqtt_out hub
+    over the acknowledged, credit-based link (common/pp_link.h) and publishes each job's
+    payload to each of its topics over one long-lived MQTT connection (pp_mqtt_conn), with
+    many publishes in flight.
 
     Accounting: every publish taken from a job ends exactly once, as acknowledged (QoS 1/2:
     the MQTT broker's PUBACK/PUBCOMP; QoS 0: written to the socket) or as failed with a
     counted, logged reason. Publishes in flight when the connection breaks go back to the
     head of the buffer and are published again after the reconnect (at least once).
-    When the buffer holds buffer_max publishes, the loop stops reading from ZMQ, so the
-    broker's PUSH holds the work back or gives it to another sender.
+    A job is acked to the hub when the last of its publishes has ended (a job that cannot
+    be decoded: at once), so what this process holds when it dies is sent by the hub to
+    another sender. When the buffer holds buffer_max publishes, the link is paused (no new
+    credit), so the hub keeps the work or gives it to another sender.
 */
 #ifndef PP_MQTT_SENDER_H
 #define PP_MQTT_SENDER_H
@@ -20,13 +23,13 @@
 #include <stddef.h>
 
 typedef struct {
-    char pull_endpoint[256]; /* the broker's mqtt_out */
-    int rcvhwm;              /* jobs queued in our ZMQ socket */
-    int rcvbuf;              /* its kernel receive buffer, bytes */
+    char link_endpoint[256]; /* the broker's mqtt_out hub */
+    int link_window;         /* jobs held unacknowledged at most (credit) */
+    int link_heartbeat_ms;   /* must match the hub's */
     pp_mqtt_conn_opts_t mqtt;
     int qos;           /* default QoS for jobs that leave it open */
     int window;        /* publishes in flight at most */
-    size_t buffer_max; /* publishes buffered before ZMQ reading stops */
+    size_t buffer_max; /* publishes buffered before the link is paused */
     int drain_ms;      /* bounded wait for acknowledgements at stop */
     int reconnect_min_ms, reconnect_max_ms;
     int max_attempts; /* failed publishes retried this often; 0 = forever */
@@ -35,15 +38,17 @@ typedef struct {
 
 typedef struct pp_mqtt_sender_t pp_mqtt_sender_t;
 
-/*  Creates the ZMQ socket (connected) and the MQTT client (not yet connected); metrics and
-    curve are borrowed. Returns NULL with a reason in err. */
+/*  Creates the link to the hub (connected, credit granted) and the MQTT client (not yet connected);
+   metrics and curve are borrowed. Returns NULL with a reason in err. */
 pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics_t *metrics,
                                      pp_curve_t *curve, char *err, size_t errlen);
 void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p);
 
-/*  Runs until pp_proc_stopping(), then drains (at most drain_ms) and disconnects. Returns
-    0, or the number of publishes that could not be delivered before the drain deadline
-    (they are counted as failed_total{reason="shutdown"} and logged). */
+/*  Runs until pp_proc_stopping(), then drains (pauses the link, finishes and acks what it
+    holds, at most drain_ms) and disconnects. Returns 0, or the number of publishes that
+    could not be delivered before the drain deadline (counted as
+    failed_total{reason="shutdown"} and logged); their jobs are not acked, so the hub sends
+    them to another sender once pp_mqtt_sender_destroy closes the link. */
 size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s);
 
 #endif

@@ -7,6 +7,9 @@ struct pp_pubjob_t {
     uint32_t refs;
     zmq_msg_t msg; /* the received frame: job's strings point into it */
     pp_mqtt_job_t job;
+    pp_pubjob_done_fn *done;
+    void *done_ctx;
+    uint64_t seq;
 };
 
 pp_pubjob_t *pp_pubjob_new(zmq_msg_t *msg, const char **why)
@@ -36,6 +39,13 @@ const pp_mqtt_job_t *pp_pubjob_job(const pp_pubjob_t *job)
     return &job->job;
 }
 
+void pp_pubjob_on_done(pp_pubjob_t *job, pp_pubjob_done_fn *fn, void *ctx, uint64_t seq)
+{
+    job->done = fn;
+    job->done_ctx = ctx;
+    job->seq = seq;
+}
+
 void pp_pubjob_ref(pp_pubjob_t *job)
 {
     job->refs++;
@@ -47,6 +57,7 @@ void pp_pubjob_unref(pp_pubjob_t **p)
     pp_pubjob_t *job = *p;
     *p = NULL;
     if (--job->refs > 0) return;
+    if (job->done) job->done(job->done_ctx, job->seq);
     pp_mqtt_job_clear(&job->job);
     zmq_msg_close(&job->msg);
     free(job);

@@ -29,8 +29,17 @@ pp_pubjob_t *pp_pubjob_new(zmq_msg_t *msg, const char **why);
 /*  The decoded job (fields point into the kept message). */
 const pp_mqtt_job_t *pp_pubjob_job(const pp_pubjob_t *job);
 
+/*  Called once, with the last reference, when every publish of the job is finished
+    (acknowledged, or failed for good): the mqtt-sender acknowledges the job to the broker's
+    hub there. */
+typedef void(pp_pubjob_done_fn)(void *ctx, uint64_t seq);
+
+/*  Sets the job's done callback and the link seq it is called with. */
+void pp_pubjob_on_done(pp_pubjob_t *job, pp_pubjob_done_fn *fn, void *ctx, uint64_t seq);
+
 void pp_pubjob_ref(pp_pubjob_t *job);
-/*  Drops one reference; frees the job with the last one. Nulls *p. */
+/*  Drops one reference; with the last one calls the done callback (if set) and frees the
+    job. Nulls *p. */
 void pp_pubjob_unref(pp_pubjob_t **p);
 
 /*  One publish: a topic of a job, with how many times it has been tried. */

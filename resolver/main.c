@@ -1,16 +1,17 @@
-/*  pushpipe-resolver: RESOLVE jobs in (PULL from the broker's resolve endpoint), Redis
-    lookups, APNS jobs (PUSH to apns_in) and MQTT jobs (PUSH to mqtt_in) out.
-    Any number of resolvers run side by side: the broker's PUSH deals each RESOLVE job to
-    one of them. See docs/resolver.md.
+/*  pushpipe-resolver: one acknowledged link (common/pp_link.h) to the broker's resolve
+    endpoint: RESOLVE jobs in, Redis lookups, APNS and MQTT jobs out over the same link
+    (outputs, routed by the broker by kind), each RESOLVE job acknowledged after all its
+    outputs. Any number of resolvers run side by side: the broker deals each RESOLVE job to
+    one of them and re-sends what a dead resolver held. See docs/resolver.md.
 */
 #include "pp_curve.h"
 #include "pp_endpoints.h"
+#include "pp_link.h"
 #include "pp_proc.h"
 #include "pp_resolver.h"
 #include "pp_user_rule.h"
 #include "pp_userdb.h"
 
-#include <czmq.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +20,8 @@
 typedef struct {
     pp_resolver_cfg_t rc;
     pp_userdb_cfg_t db;
-    int resolve_hwm, out_hwm, linger_ms;
+    uint32_t window, heartbeat_ms;
+    int send_hwm;
 } s_config_t;
 
 static const char *s_usage = "Reads the \"resolver\" section of the config (docs/resolver.md).\n";
@@ -86,34 +88,17 @@ static void s_read_config(pp_config_t *c, s_config_t *cfg)
         (size_t)pp_config_int(c, "resolver.scan_dedupe_max", 2000000, 0, 1000000000);
     rc->message_batch = (size_t)pp_config_int(c, "resolver.message_batch", 256, 1, 100000);
     rc->drain_ms = (int)pp_config_int(c, "resolver.drain_timeout_ms", 5000, 0, 600000);
-    cfg->resolve_hwm = (int)pp_config_int(c, "resolver.resolve_hwm", 100, 1, 1000000);
-    cfg->out_hwm = (int)pp_config_int(c, "resolver.out_hwm", 100, 1, 1000000);
-    cfg->linger_ms = (int)pp_config_int(c, "resolver.linger_ms", 2000, 0, 600000);
+    cfg->window = (uint32_t)pp_config_int(c, "resolver.link.window", 256, 1, PP_LINK_MAX_WINDOW);
+    cfg->heartbeat_ms = (uint32_t)pp_config_int(c, "resolver.link.heartbeat_ms", 1000, 10, 60000);
+    cfg->send_hwm = (int)pp_config_int(c, "resolver.link.send_hwm", 1000, 16, 1000000);
+    /* A batch is taken from the jobs held; a smaller window would silently cap it. */
+    if (rc->message_batch > cfg->window)
+        pp_config_fail(c, "resolver.message_batch",
+                       "%zu is greater than resolver.link.window (%u): the window bounds the "
+                       "RESOLVE jobs held at once",
+                       rc->message_batch, cfg->window);
     s_read_redis(c, &cfg->db);
     rc->pipeline = cfg->db.pipeline;
-}
-
-/*  Creates a czmq socket of type, applies CURVE, HWMs and linger, and connects it to the
-    broker's endpoint `which`. Returns NULL after logging on failure. */
-static zsock_t *s_socket(int type, pp_curve_t *curve, const char *broker, pp_ep_t which,
-                         const s_config_t *cfg)
-{
-    char ep[512];
-    if (pp_endpoint(broker, which, ep, sizeof ep) != 0) return NULL;
-    zsock_t *s = zsock_new(type);
-    if (!s) return NULL;
-    zsock_set_linger(s, cfg->linger_ms);
-    if (type == ZMQ_PULL)
-        zsock_set_rcvhwm(s, cfg->resolve_hwm);
-    else
-        zsock_set_sndhwm(s, cfg->out_hwm);
-    if (pp_curve_apply(curve, zsock_resolve(s)) != 0 || zsock_connect(s, "%s", ep) != 0) {
-        pp_error("connect_failed", "endpoint=%s role=%s", ep, pp_endpoint_name(which));
-        zsock_destroy(&s);
-        return NULL;
-    }
-    pp_info("connected", "endpoint=%s role=%s", ep, pp_endpoint_name(which));
-    return s;
 }
 
 int main(int argc, char **argv)
@@ -134,24 +119,33 @@ int main(int argc, char **argv)
     }
     pp_metrics_t *m = pp_proc_metrics(proc);
     int rc = 1;
-    zsock_t *pull = s_socket(ZMQ_PULL, curve, broker, PP_EP_RESOLVE, &cfg);
-    zsock_t *apns = s_socket(ZMQ_PUSH, curve, broker, PP_EP_APNS_IN, &cfg);
-    zsock_t *mqtt = s_socket(ZMQ_PUSH, curve, broker, PP_EP_MQTT_IN, &cfg);
+    char ep[512];
+    pp_link_t *link = NULL;
+    if (pp_endpoint(broker, PP_EP_RESOLVE, ep, sizeof ep) == 0)
+        link = pp_link_new(ep, curve, m, cfg.window, cfg.heartbeat_ms);
+    if (link) {
+        /* pp_link sets a send HWM of 10000 messages; outputs can be APNS jobs of 500
+           targets (~50 KB), so while the broker does not read that could hold 500 MB.
+           libzmq applies a changed HWM to the existing pipe, but the I/O thread may have
+           read the link's first "R" under the old low-water mark (no "activate write" for
+           it): a new HWM of 1 could then block the link for good. The config minimum of 16
+           leaves room for that (asked of pp_link: take the HWM before connecting). */
+        int hwm = cfg.send_hwm;
+        zmq_setsockopt(pp_link_socket(link), ZMQ_SNDHWM, &hwm, sizeof hwm);
+        pp_info("connected", "endpoint=%s role=resolve send_hwm=%d", ep, hwm);
+    }
     pp_userdb_t *db = pp_userdb_new(&cfg.db, m);
     pp_resolver_t *r = NULL;
-    if (pull && apns && mqtt && db)
-        r = pp_resolver_new(&cfg.rc, m, db, zsock_resolve(pull), zsock_resolve(apns),
-                            zsock_resolve(mqtt));
+    if (link && db) r = pp_resolver_new(&cfg.rc, m, db, link);
     if (r) {
         pp_resolver_run(r);
         rc = 0;
     }
     pp_resolver_destroy(&r);
     pp_userdb_destroy(&db);
-    /* Closing PUSH sockets waits up to linger_ms for queued jobs to reach the broker. */
-    zsock_destroy(&pull);
-    zsock_destroy(&apns);
-    zsock_destroy(&mqtt);
+    /* Flushes acks and says "B": the broker re-sends at once whatever we did not ack.
+       Queued outputs get a linger of heartbeat_ms (at most 2 s) to reach the broker. */
+    pp_link_destroy(&link);
     pp_curve_destroy(&curve);
     pp_info("stopped", "rc=%d", rc);
     pp_proc_destroy(&proc);

@@ -31,30 +31,33 @@ static const char *s_type_names[4] = {"unknown", "group", "users", "user"};
 typedef struct {
     pp_resolve_job_t job;
     bool decoded;
-    pp_apns_payload_t payload;
     size_t first, n; /* its users in r->ids / r->fields when looked up with others */
+    uint64_t seq;    /* its link sequence number, acknowledged once all its outputs are sent */
 } s_msg_t;
 
 struct pp_resolver_t {
     pp_resolver_cfg_t cfg;
     pp_userdb_t *db;
-    void *pull, *apns_push, *mqtt_push;
+    pp_link_t *link;
+    uint64_t last_tick_ms; /* last pp_link_tick from inside a long loop */
+    bool send_failed;      /* an output of the message in hand was dropped: do not ack it */
     pp_fanout_t *fanout;
     pp_idset_t *seen;
     pp_user_fields_t *fields; /* pipeline entries */
-    zmq_msg_t *frames;        /* message_batch frames received at once */
+    zmq_msg_t *frames;        /* message_batch job bodies received at once */
     s_msg_t *msgs;            /* their decoded jobs */
     pp_str_t *ids;            /* scratch: the valid ids of the message or of a scan page */
     size_t ids_cap;
     uint64_t stop_at_ms; /* when SIGTERM was first seen while busy, 0 before */
     /* the message in hand */
     const pp_resolve_job_t *job;
-    bool apns_ok; /* the message has a usable APNs payload */
+    bool apns_ok;              /* the message has a usable APNs payload */
+    pp_apns_payload_t payload; /* of the message in hand (one message at a time) */
     pp_ratelimit_t rl_job, rl_token, rl_msg;
     pp_metric_t *m_messages[4], *m_bad_jobs, *m_skipped[SK_COUNT], *m_invalid_token;
     pp_metric_t *m_env_defaulted, *m_ident_defaulted, *m_too_large, *m_payload_bad;
     pp_metric_t *m_abandoned, *m_dropped[2], *m_scan_restarts, *m_dedupe_full, *m_eligible;
-    pp_metric_t *m_mqtt_users;
+    pp_metric_t *m_mqtt_users, *m_unacked, *m_blocked;
 };
 
 static void s_register(pp_resolver_t *r, pp_metrics_t *m)
@@ -97,6 +100,13 @@ static void s_register(pp_resolver_t *r, pp_metrics_t *m)
         pp_metrics_counter(m, "apns_eligible_total", "Users the rule sends to APNs", NULL);
     r->m_mqtt_users =
         pp_metrics_counter(m, "mqtt_users_total", "Users the rule sends to MQTT", NULL);
+    r->m_blocked =
+        pp_metrics_counter(m, "outputs_blocked_total",
+                           "Outputs that had to wait for the broker to read (backpressure)", NULL);
+    r->m_unacked = pp_metrics_counter(
+        m, "messages_unacked_total",
+        "Messages left unacknowledged at shutdown (the broker sends them to another resolver)",
+        NULL);
 }
 
 static int s_reserve_ids(pp_resolver_t *r, size_t n)
@@ -112,15 +122,13 @@ static int s_reserve_ids(pp_resolver_t *r, size_t n)
 static int s_send(void *ctx, int kind, const void *buf, size_t len);
 
 pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metrics, pp_userdb_t *db,
-                               void *pull, void *apns_push, void *mqtt_push)
+                               pp_link_t *link)
 {
     pp_resolver_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->cfg = *cfg;
     r->db = db;
-    r->pull = pull;
-    r->apns_push = apns_push;
-    r->mqtt_push = mqtt_push;
+    r->link = link;
     r->rl_job = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
     r->rl_token = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
     r->rl_msg = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
@@ -135,6 +143,8 @@ pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metri
         pp_resolver_destroy(&r);
         return NULL;
     }
+    for (size_t i = 0; i < cfg->message_batch; i++)
+        zmq_msg_init(&r->frames[i]);
     return r;
 }
 
@@ -144,7 +154,11 @@ void pp_resolver_destroy(pp_resolver_t **p)
     pp_resolver_t *r = *p;
     pp_fanout_destroy(&r->fanout);
     pp_idset_destroy(&r->seen);
+    pp_apns_payload_clear(&r->payload);
     free(r->fields);
+    if (r->frames)
+        for (size_t i = 0; i < r->cfg.message_batch; i++)
+            zmq_msg_close(&r->frames[i]);
     free(r->frames);
     free(r->msgs);
     free(r->ids);
@@ -161,27 +175,62 @@ static bool s_past_drain(pp_resolver_t *r)
     return now - r->stop_at_ms >= (uint64_t)r->cfg.drain_ms;
 }
 
-static bool s_give_up(void *ctx)
+/*  Keeps the link alive from inside loops that can run long (a million-member group takes
+    seconds, Redis may be down for minutes, the broker may not read): heartbeats, acks and
+    credit go out, or the broker would declare this resolver dead after 3 heartbeats and
+    give its messages to another resolver (duplicates). Cheap when not due. */
+static void s_tick(pp_resolver_t *r)
 {
-    return s_past_drain(ctx);
+    uint64_t now = pp_mono_ms();
+    if (now - r->last_tick_ms < 50) return;
+    r->last_tick_ms = now;
+    pp_link_tick(r->link);
 }
 
-/*  Sends one job; waits while the PUSH queue is full (backpressure from the broker) but
-    gives up once stopping and past the drain time. */
+/*  Called at least every 50 ms while waiting for Redis. */
+static bool s_give_up(void *ctx)
+{
+    pp_resolver_t *r = ctx;
+    s_tick(r);
+    return s_past_drain(r);
+}
+
+/*  Hands one job to the link as an output. pp_link_send never blocks: while the broker is
+    not reading (its sender pool is full: backpressure) the job is kept here and retried
+    when the socket is writable, ticking the link meanwhile; gives up only once stopping
+    and past the drain time (the message is then not acknowledged: redone elsewhere). */
 static int s_send(void *ctx, int kind, const void *buf, size_t len)
 {
     pp_resolver_t *r = ctx;
-    void *sock = kind == PP_JOB_APNS ? r->apns_push : r->mqtt_push;
-    for (;;) {
-        if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0) return 0;
-        if (errno != EAGAIN && errno != EINTR) break;
-        if (s_past_drain(r)) break;
-        zmq_pollitem_t it = {sock, 0, ZMQ_POLLOUT, 0};
-        zmq_poll(&it, 1, 100);
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, len) != 0) {
+        r->send_failed = true;
+        return -1;
     }
+    memcpy(zmq_msg_data(&msg), buf, len);
+    int err = 0;
+    bool blocked = false;
+    for (;;) {
+        if (pp_link_send(r->link, &msg) == 0) {
+            zmq_msg_close(&msg);
+            s_tick(r);
+            return 0;
+        }
+        err = errno;
+        if (err != EAGAIN && err != EINTR) break;
+        if (!blocked) pp_metric_inc(r->m_blocked);
+        blocked = true;
+        if (s_past_drain(r)) break;
+        int t = pp_link_tick(r->link);
+        r->last_tick_ms = pp_mono_ms();
+        zmq_pollitem_t it = {pp_link_socket(r->link), 0, ZMQ_POLLOUT, 0};
+        zmq_poll(&it, 1, t < 100 ? t : 100);
+    }
+    zmq_msg_close(&msg);
+    r->send_failed = true;
     pp_metric_inc(r->m_dropped[kind == PP_JOB_APNS ? 0 : 1]);
     pp_error("job_dropped", "kind=%s bytes=%zu error=\"%s\"", kind == PP_JOB_APNS ? "apns" : "mqtt",
-             len, zmq_strerror(errno));
+             len, zmq_strerror(err));
     return -1;
 }
 
@@ -259,6 +308,7 @@ static int s_lookup_users(pp_resolver_t *r, const pp_str_t *ids, size_t n, bool 
         for (size_t i = 0; i < k; i++)
             s_apply(r, ids[done + i], &r->fields[i], group);
         done += k;
+        s_tick(r);
     }
     return 0;
 }
@@ -311,6 +361,7 @@ static int s_scan_group(pp_resolver_t *r, pp_str_t gid)
             r->ids[k++] = members[i];
         }
         done = strcmp(cursor, "0") == 0;
+        s_tick(r);
         if (s_lookup_users(r, r->ids, k, true) != 0) return -1;
     }
     pp_idset_reset(r->seen);
@@ -389,16 +440,17 @@ static void s_bad_job(pp_resolver_t *r, const char *why, size_t len)
         pp_warn("bad_resolve_job", "reason=%s bytes=%zu suppressed=%u", why, len, suppressed);
 }
 
-/*  Builds the message's APNs payload when it may use APNs; sets r->apns_ok. */
-static void s_payload(pp_resolver_t *r, pp_apns_payload_t *payload)
+/*  Builds the message's APNs payload in r->payload when it may use APNs; sets r->apns_ok.
+    The payload lives until the next message's (or pp_resolver_destroy). */
+static void s_payload(pp_resolver_t *r)
 {
     const pp_resolve_job_t *job = r->job;
     r->apns_ok = false;
-    memset(payload, 0, sizeof *payload);
     if (!(job->opts.channels & PP_CH_APNS)) return;
+    pp_apns_payload_clear(&r->payload);
     const char *why = NULL;
     if (pp_apns_payload_build(job->data_json, job->opts.apns_push_type, job->opts.apns_priority,
-                              payload, &why) == 0) {
+                              &r->payload, &why) == 0) {
         r->apns_ok = true;
         return;
     }
@@ -423,12 +475,17 @@ static void s_decode(pp_resolver_t *r, s_msg_t *m, const void *buf, size_t len)
 static void s_msg_begin(pp_resolver_t *r, s_msg_t *m)
 {
     r->job = &m->job;
+    r->send_failed = false;
     pp_metric_inc(r->m_messages[m->job.push_type]);
-    s_payload(r, &m->payload);
-    pp_fanout_begin(r->fanout, &m->job, r->apns_ok ? &m->payload : NULL);
+    s_payload(r);
+    pp_fanout_begin(r->fanout, &m->job, r->apns_ok ? &r->payload : NULL);
 }
 
-/*  Ends m: sends what is batched (even when abandoned: what was resolved goes out). */
+/*  Ends m: sends what is batched (even when abandoned: what was resolved goes out), then
+    acknowledges the RESOLVE job, only when every output was handed to the link. One socket
+    keeps order, so the broker sees the outputs before the ack. A message abandoned at
+    shutdown, or with an output dropped, stays unacknowledged: the broker re-sends it to
+    another resolver when this one says bye (at-least-once; what went out goes out again). */
 static void s_msg_end(pp_resolver_t *r, s_msg_t *m, int rc)
 {
     const pp_resolve_job_t *job = &m->job;
@@ -436,14 +493,18 @@ static void s_msg_end(pp_resolver_t *r, s_msg_t *m, int rc)
     char q[80];
     if (rc != 0) {
         pp_metric_inc(r->m_abandoned);
-        pp_error("message_abandoned", "msg_id=%s reason=redis_unavailable_at_shutdown",
+        pp_error("message_abandoned", "msg_id=%s reason=redis_unavailable_at_shutdown acked=false",
                  pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q));
-    } else if (pp_log_enabled(PP_LOG_DEBUG)) {
-        pp_debug("message_resolved", "msg_id=%s type=%s ids=%zu",
-                 pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q),
-                 s_type_names[job->push_type], job->n_ids);
+    } else if (r->send_failed) {
+        pp_error("message_not_acked", "msg_id=%s reason=output_not_sent",
+                 pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q));
+    } else {
+        pp_link_ack(r->link, m->seq);
+        if (pp_log_enabled(PP_LOG_DEBUG))
+            pp_debug("message_resolved", "msg_id=%s type=%s ids=%zu",
+                     pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q),
+                     s_type_names[job->push_type], job->n_ids);
     }
-    pp_apns_payload_clear(&m->payload);
     r->job = NULL;
 }
 
@@ -478,7 +539,10 @@ static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size
     int rc = s_prefetch(r, total);
     for (size_t k = i; k < j; k++) {
         s_msg_t *m = &msgs[k];
-        if (!m->decoded) continue;
+        if (!m->decoded) {
+            pp_link_ack(r->link, m->seq); /* in order, like in s_resolve_all */
+            continue;
+        }
         s_msg_begin(r, m);
         for (size_t u = 0; rc == 0 && u < m->n; u++)
             s_apply(r, r->ids[m->first + u], &r->fields[m->first + u], false);
@@ -487,77 +551,78 @@ static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size
     return j;
 }
 
-/*  Resolves decoded messages in order. Returns 0, or -1 if any was abandoned. */
-static int s_resolve_all(pp_resolver_t *r, s_msg_t *msgs, size_t n)
+/*  Resolves decoded messages in order and acknowledges each when done (a job that does not
+    decode is acknowledged at once: no resolver could do better with it). */
+static void s_resolve_all(pp_resolver_t *r, s_msg_t *msgs, size_t n)
 {
-    int rc = 0;
     for (size_t i = 0; i < n;) {
         s_msg_t *m = &msgs[i];
+        s_tick(r);
         if (!m->decoded) {
-            rc = -1;
+            pp_link_ack(r->link, m->seq);
             i++;
         } else if (s_batchable(r, &m->job)) {
             i = s_resolve_together(r, msgs, i, n);
         } else {
             s_msg_begin(r, m);
-            int one = m->job.push_type == 1 ? s_group(r) : s_users(r);
-            s_msg_end(r, m, one);
-            rc |= one;
+            s_msg_end(r, m, m->job.push_type == 1 ? s_group(r) : s_users(r));
             i++;
         }
     }
-    return rc;
 }
 
-int pp_resolver_handle(pp_resolver_t *r, const void *buf, size_t len)
-{
-    s_msg_t m;
-    memset(&m, 0, sizeof m);
-    s_decode(r, &m, buf, len);
-    int rc = s_resolve_all(r, &m, 1);
-    if (m.decoded) pp_resolve_job_clear(&m.job);
-    return rc;
-}
-
-/*  Receives up to message_batch frames without waiting; multi-part messages are not jobs.
-    Returns how many single frames are in msgs. */
+/*  Receives up to message_batch jobs without waiting into r->frames / r->msgs[].seq.
+    Returns how many. */
 static size_t s_receive(pp_resolver_t *r)
 {
     size_t n = 0;
     while (n < r->cfg.message_batch) {
-        zmq_msg_t *msg = &r->frames[n];
-        zmq_msg_init(msg);
-        if (zmq_msg_recv(msg, r->pull, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(msg);
-            break;
-        }
-        if (zmq_msg_more(msg)) {
-            size_t len = zmq_msg_size(msg);
-            while (zmq_msg_more(msg) && zmq_msg_recv(msg, r->pull, ZMQ_DONTWAIT) >= 0) {
-            }
-            zmq_msg_close(msg);
-            s_bad_job(r, "multipart", len);
+        memset(&r->msgs[n], 0, sizeof r->msgs[n]);
+        int rc = pp_link_recv(r->link, &r->msgs[n].seq, &r->frames[n]);
+        if (rc == 1) {
+            n++;
             continue;
         }
-        n++;
+        if (rc < 0) {
+            uint32_t suppressed;
+            if (pp_ratelimit_allow(&r->rl_job, &suppressed))
+                pp_warn("link_recv_failed", "error=\"%s\" suppressed=%u", zmq_strerror(errno),
+                        suppressed);
+        }
+        break;
     }
     return n;
 }
 
+/*  Waits up to max_ms for jobs, then resolves and acknowledges every job received. */
+static void s_step(pp_resolver_t *r, int max_ms)
+{
+    int t = pp_link_tick(r->link);
+    r->last_tick_ms = pp_mono_ms();
+    zmq_pollitem_t it = {pp_link_socket(r->link), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, t < max_ms ? t : max_ms) <= 0 || !(it.revents & ZMQ_POLLIN)) return;
+    size_t n = s_receive(r);
+    for (size_t i = 0; i < n; i++)
+        s_decode(r, &r->msgs[i], zmq_msg_data(&r->frames[i]), zmq_msg_size(&r->frames[i]));
+    s_resolve_all(r, r->msgs, n);
+    for (size_t i = 0; i < n; i++) {
+        if (r->msgs[i].decoded) pp_resolve_job_clear(&r->msgs[i].job);
+        zmq_msg_close(&r->frames[i]); /* frees the body now, not at the next receive */
+        zmq_msg_init(&r->frames[i]);
+    }
+    pp_link_tick(r->link); /* the acks go out now */
+}
+
 void pp_resolver_run(pp_resolver_t *r)
 {
-    while (!pp_proc_stopping()) {
-        zmq_pollitem_t it = {r->pull, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, 200);
-        if (rc <= 0 || !(it.revents & ZMQ_POLLIN)) continue;
-        size_t n = s_receive(r);
-        memset(r->msgs, 0, n * sizeof *r->msgs);
-        for (size_t i = 0; i < n; i++)
-            s_decode(r, &r->msgs[i], zmq_msg_data(&r->frames[i]), zmq_msg_size(&r->frames[i]));
-        s_resolve_all(r, r->msgs, n);
-        for (size_t i = 0; i < n; i++) {
-            if (r->msgs[i].decoded) pp_resolve_job_clear(&r->msgs[i].job);
-            zmq_msg_close(&r->frames[i]);
-        }
-    }
+    while (!pp_proc_stopping())
+        s_step(r, 200);
+    /* Stopping: no new credit; finish what is held or still arrives on credit already
+       granted, bounded by drain_ms. What is left is re-sent by the broker at our "B". */
+    pp_link_pause(r->link, true);
+    while (pp_link_held(r->link) > 0 && !s_past_drain(r))
+        s_step(r, 50);
+    uint32_t left = pp_link_held(r->link);
+    pp_metric_add(r->m_unacked, left);
+    pp_info("resolver_drained", "unacked=%u", left);
 }

@@ -1,8 +1,11 @@
 """Benchmark: notifications per second from one pushpipe-apns-sender into pp-apns-testserver,
 against h2load sending the same requests over the same number of connections and streams
-(the limit of the server and the machine), measured in the same run.
+(the limit of the server and the machine), measured in the same run. The driver plays the
+broker's hub with the link protocol (tests/lib/pp_link.py FakeHub, in a thread): jobs go out
+against the sender's credit and a round ends when the server has accepted every notification
+and the hub has every job acked.
 
-    bench_apns.py --build-dir build [--n 200000] [--targets 500] [--connections 1]
+    bench_apns.py --build-dir build [--n 200000] [--targets 500] [--connections 1] [--window 256]
 """
 import json
 import os
@@ -26,6 +29,7 @@ def extra(ap):
     ap.add_argument("--connections", type=int, default=1)
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--window", type=int, default=256)
 
 
 args = h.parse_args(extra)
@@ -55,7 +59,7 @@ def wait_accepted(n, timeout=300):
 
 # --- the sender -----------------------------------------------------------------------
 cfg = env.sender_config(sandbox=srv, apps={E.APP: env.token_app(connections=args.connections)},
-                        max_pending=100000, rcvhwm=64)
+                        max_pending=100000, link={"window": args.window})
 cfg["log_level"] = "warn"
 s = env.sender("bench", cfg)
 # Warm up: connection made, stream limit raised past 1 by a successful request.
@@ -88,26 +92,41 @@ h2argv = ["h2load", "-n", str(total), "-c", str(args.connections), "-m", str(arg
 
 def run_sender():
     srv.reset()
+    acked0 = env.hub.stats()["acked"]
     t0 = time.time()
     for j in jobs:
-        env.push.send(j)
+        env.hub.send(j)
     wait_accepted(total)
-    return total / (time.time() - t0)
+    t1 = time.time()
+    while env.hub.stats()["acked"] < acked0 + len(jobs):
+        if time.time() - t1 > 30:
+            raise SystemExit("jobs not acked: %d of %d" % (env.hub.stats()["acked"] - acked0,
+                                                           len(jobs)))
+        time.sleep(0.001)
+    t2 = time.time()
+    lag.append(t2 - t1)
+    return total / (t2 - t0)
 
 
-def run_h2load():
-    srv.reset()
-    p = subprocess.run(h2argv, capture_output=True, text=True)
-    m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", p.stdout)
-    ok = re.search(r"requests: .* (\d+) succeeded", p.stdout)
-    if not m or not ok or int(ok.group(1)) != total or accepted() != total:
-        print(p.stdout, p.stderr)
-        raise SystemExit("h2load did not complete")
-    return float(m.group(3))
+def run_h2load(tries=3):
+    """h2load's rate. On this machine h2load now and then ends with some requests
+    "errored" (seen with the PULL-based sender too); such a run is not a baseline, it is
+    reported and run again, at most `tries` times."""
+    for attempt in range(tries):
+        srv.reset()
+        p = subprocess.run(h2argv, capture_output=True, text=True)
+        m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", p.stdout)
+        ok = re.search(r"requests: .* (\d+) succeeded", p.stdout)
+        if m and ok and int(ok.group(1)) == total and accepted() == total:
+            return float(m.group(3))
+        line = [x for x in p.stdout.splitlines() if x.startswith("requests:")]
+        print("h2load incomplete (%s), run again" % (line[0] if line else p.stderr.strip()),
+              flush=True)
+    raise SystemExit("h2load did not complete")
 
 
 # Alternate the two so that both see the same background load of this shared machine.
-rs, rh = [], []
+rs, rh, lag = [], [], []
 run_sender(), run_h2load()  # warm-up round, not counted (first allocations on both sides)
 for r in range(args.rounds):
     rs.append(run_sender())
@@ -123,8 +142,10 @@ print("notifications per run %d (%d jobs of %d targets), connections %d, streams
 print("apns-sender: median %.0f/s, best %.0f/s (delivered %d, rejected %d)"
       % (med(rs), max(rs), delivered, rejected))
 print("h2load:      median %.0f/s, best %.0f/s" % (med(rh), max(rh)))
+print("link window %d jobs; last ack after last acceptance: median %.1f ms; hub requeued %d"
+      % (args.window, 1000 * med(lag), env.hub.stats()["requeued"]))
 print("ratio sender/h2load: median %.2f, best %.2f (target >= 0.70); "
       "absolute target >= 50000/s: %s" % (med(rs) / med(rh), max(rs) / max(rh),
                                           "met" if med(rs) >= 50000 else "NOT met"))
-env.push.close()
+env.hub.close()
 h._cleanup()

@@ -1,16 +1,20 @@
 /*  pp-bench-broker: the broker's intake rate against raw libzmq, in the same run.
 
     Client threads PUSH typical frames ([3, user id, a 200-byte data map]) and one sink
-    PULL counts what arrives:
-      raw     clients -> sink PULL bound here (tcp loopback): the ceiling of one hop
-      broker  clients -> broker intake -> validation, stamping, RESOLVE job -> sink PULL
-              connected to the broker's resolve endpoint
-      forward clients -> broker mqtt_in -> kind check, zero-copy move -> sink PULL on
-              mqtt_out, with MQTT jobs of the size of the RESOLVE jobs (two hops, no
-              decoding: the ceiling of any broker on this machine)
-    Prints frames/s of each and the ratio broker/raw. The broker must be running (see
-    bench/broker/run.sh) and nobody else may be connected to its resolve endpoint.
+    counts what arrives:
+      raw      clients -> sink PULL bound here (tcp loopback): the ceiling of one hop
+      broker   clients -> broker intake -> validation, stamping, RESOLVE job -> the resolve
+               pool -> sink: a link worker (common/pp_link.h, window --window) connected to
+               the broker's resolve endpoint, acking every job
+      pipeline clients -> broker intake -> resolve pool -> a resolver thread (link worker)
+               that sends each RESOLVE job's bytes back as one MQTT-kind output ("O") and
+               acks it -> kind check, move to the mqtt pool -> sink link worker on mqtt_out
+               acking every job (the whole hub path of the broker)
+    Prints frames/s of each and the ratio to raw. The broker must be running (see
+    bench/broker/run.sh) and nobody else may be connected to its endpoints.
 */
+#include "pp_link.h"
+
 #include "pp_endpoints.h"
 #include "pp_job.h"
 #include "pp_log.h"
@@ -22,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <czmq.h>
 #include <zmq.h>
+
+static uint32_t s_window = 1000;
 
 typedef struct {
     void *ctx;
@@ -78,6 +85,15 @@ static void *s_client(void *arg)
     return NULL;
 }
 
+static void s_start_clients(pthread_t *tid, s_client_t *cl, void *ctx, const char *endpoint,
+                            int threads, long total, const msgpack_sbuffer *frame)
+{
+    for (int t = 0; t < threads; t++) {
+        cl[t] = (s_client_t){ctx, endpoint, total / threads + (t < total % threads), frame};
+        pthread_create(&tid[t], NULL, s_client, &cl[t]);
+    }
+}
+
 /*  Runs `threads` clients against endpoint while sink counts `total` messages. Returns
     frames/s, or 0 if the sink saw fewer than total within idle_ms of silence. */
 static double s_run(void *ctx, void *sink, const char *endpoint, int threads, long total,
@@ -88,10 +104,7 @@ static double s_run(void *ctx, void *sink, const char *endpoint, int threads, lo
     int timeout = 3000;
     zmq_setsockopt(sink, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     uint64_t start = pp_mono_us();
-    for (int t = 0; t < threads; t++) {
-        cl[t] = (s_client_t){ctx, endpoint, total / threads + (t < total % threads), frame};
-        pthread_create(&tid[t], NULL, s_client, &cl[t]);
-    }
+    s_start_clients(tid, cl, ctx, endpoint, threads, total, frame);
     zmq_msg_t m;
     zmq_msg_init(&m);
     long got = 0;
@@ -103,6 +116,120 @@ static double s_run(void *ctx, void *sink, const char *endpoint, int threads, lo
         pthread_join(tid[t], NULL);
     *got_out = got;
     return got == total ? (double)total * 1e6 / (double)elapsed : 0.0;
+}
+
+/*  Receives and acks jobs on a link until `total` arrived or 3 s passed without one.
+    Returns the count. */
+static long s_link_count(pp_link_t *l, long total)
+{
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    long got = 0;
+    uint64_t last = pp_mono_ms();
+    while (got < total && pp_mono_ms() - last < 3000) {
+        zmq_pollitem_t it = {pp_link_socket(l), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, pp_link_tick(l));
+        uint64_t seq;
+        while (pp_link_recv(l, &seq, &body) == 1) {
+            pp_link_ack(l, seq);
+            got++;
+            last = pp_mono_ms();
+        }
+    }
+    pp_link_tick(l); /* flush the last acks */
+    zmq_msg_close(&body);
+    return got;
+}
+
+/*  Waits until the link has been given a job or ms passed: the worker's credit must reach
+    the broker before the clock starts, or the first jobs wait in the pool. */
+static void s_settle(pp_link_t *l, int ms)
+{
+    uint64_t end = pp_mono_ms() + (uint64_t)ms;
+    while (pp_mono_ms() < end) {
+        zmq_pollitem_t it = {pp_link_socket(l), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 10);
+        pp_link_tick(l);
+    }
+}
+
+/*  Clients -> broker intake; a link worker on `out` counts. With a resolver (pipeline),
+    another link worker on resolve turns each RESOLVE job into an MQTT-kind output. */
+typedef struct {
+    const char *endpoint;
+    long total;
+    volatile int stop;
+    long done;
+} s_resolver_t;
+
+static void *s_resolver(void *arg)
+{
+    s_resolver_t *r = arg;
+    pp_link_t *l = pp_link_new(r->endpoint, NULL, NULL, s_window, 0);
+    if (!l) return NULL;
+    zmq_msg_t body, out;
+    zmq_msg_init(&body);
+    zmq_msg_init(&out);
+    while (!r->stop && r->done < r->total) {
+        zmq_pollitem_t it = {pp_link_socket(l), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, pp_link_tick(l));
+        uint64_t seq;
+        while (pp_link_recv(l, &seq, &body) == 1) {
+            /* The RESOLVE job's bytes with the kind byte (after the array header) set to
+               MQTT: the broker only peeks at the kind, so its size is that of a real job. */
+            zmq_msg_init_size(&out, zmq_msg_size(&body));
+            memcpy(zmq_msg_data(&out), zmq_msg_data(&body), zmq_msg_size(&body));
+            ((uint8_t *)zmq_msg_data(&out))[1] = PP_JOB_MQTT;
+            while (pp_link_send(l, &out) != 0 && !r->stop) {
+                zmq_pollitem_t w = {pp_link_socket(l), 0, ZMQ_POLLOUT, 0};
+                zmq_poll(&w, 1, pp_link_tick(l));
+            }
+            zmq_msg_close(&out);
+            pp_link_ack(l, seq);
+            r->done++;
+        }
+    }
+    pp_link_tick(l);
+    zmq_msg_close(&body);
+    pp_link_destroy(&l);
+    return NULL;
+}
+
+static double s_broker(void *ctx, const char *broker, bool pipeline, int threads, long total,
+                       const msgpack_sbuffer *frame)
+{
+    char intake[256], resolve[256], mqtt_out[256];
+    if (pp_endpoint(broker, PP_EP_INTAKE, intake, sizeof intake) ||
+        pp_endpoint(broker, PP_EP_RESOLVE, resolve, sizeof resolve) ||
+        pp_endpoint(broker, PP_EP_MQTT_OUT, mqtt_out, sizeof mqtt_out)) {
+        fprintf(stderr, "bad broker address %s\n", broker);
+        return 0;
+    }
+    pp_link_t *sink = pp_link_new(pipeline ? mqtt_out : resolve, NULL, NULL, s_window, 0);
+    if (!sink) return 0;
+    s_resolver_t res = {resolve, total, 0, 0};
+    pthread_t rt;
+    if (pipeline) pthread_create(&rt, NULL, s_resolver, &res);
+    s_settle(sink, 300);
+    pthread_t tid[64];
+    s_client_t cl[64];
+    uint64_t start = pp_mono_us();
+    s_start_clients(tid, cl, ctx, intake, threads, total, frame);
+    long got = s_link_count(sink, total);
+    uint64_t elapsed = pp_mono_us() - start;
+    for (int t = 0; t < threads; t++)
+        pthread_join(tid[t], NULL);
+    if (pipeline) {
+        res.stop = 1;
+        pthread_join(rt, NULL);
+    }
+    pp_link_destroy(&sink);
+    if (got != total) {
+        fprintf(stderr, "%s: only %ld of %ld jobs arrived (rejected? see its metrics)\n",
+                pipeline ? "pipeline" : "broker", got, total);
+        return 0;
+    }
+    return (double)total * 1e6 / (double)elapsed;
 }
 
 static double s_raw(void *ctx, int threads, long total, const msgpack_sbuffer *frame)
@@ -119,59 +246,21 @@ static double s_raw(void *ctx, int threads, long total, const msgpack_sbuffer *f
     return rate;
 }
 
-/*  An MQTT job about as large as the RESOLVE job the broker makes of the frame. */
-static void s_build_job(msgpack_sbuffer *out, size_t size)
-{
-    char payload[1024];
-    size_t n = size > 120 ? size - 120 : 16;
-    n = n < sizeof payload ? n : sizeof payload;
-    memset(payload, 'x', n);
-    pp_str_t topics[1] = {PP_STR("pushpipe/user/user-0012345678")};
-    pp_mqtt_job_t job = {.msg_id = PP_STR("0123456789abcdef0123456789abcdef"),
-                         .qos = 1,
-                         .payload = {payload, n},
-                         .received_us = 1795770000123456ULL,
-                         .n_topics = 1,
-                         .topics = topics};
-    pp_mqtt_job_encode(&job, out);
-}
-
-static double s_broker(void *ctx, const char *broker, pp_ep_t in, pp_ep_t out, int threads,
-                       long total, const msgpack_sbuffer *frame)
-{
-    char intake[256], resolve[256];
-    if (pp_endpoint(broker, in, intake, sizeof intake) ||
-        pp_endpoint(broker, out, resolve, sizeof resolve)) {
-        fprintf(stderr, "bad broker address %s\n", broker);
-        return 0;
-    }
-    void *sink = zmq_socket(ctx, ZMQ_PULL);
-    zmq_connect(sink, resolve);
-    /* let the connection complete: the broker's PUSH queues only to completed peers, and
-       anything it holds before then waits in its FIFO (not lost, but not what we time) */
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-    long got;
-    double rate = s_run(ctx, sink, intake, threads, total, frame, &got);
-    if (rate == 0)
-        fprintf(stderr, "broker: only %ld of %ld frames arrived (rejected? see its metrics)\n", got,
-                total);
-    zmq_close(sink);
-    return rate;
-}
-
 int main(int argc, char **argv)
 {
     const char *broker = PP_DEFAULT_BROKER_ADDRESS;
     int threads = 2, rounds = 3;
     const char *mode = "all"; /* or raw, broker, forward: one path alone, for profiling */
     long total = 1000000;
-    static const struct option opts[] = {
-        {"broker", required_argument, NULL, 'b'}, {"threads", required_argument, NULL, 't'},
-        {"frames", required_argument, NULL, 'n'}, {"rounds", required_argument, NULL, 'r'},
-        {"mode", required_argument, NULL, 'm'},   {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"broker", required_argument, NULL, 'b'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"frames", required_argument, NULL, 'n'},
+                                         {"rounds", required_argument, NULL, 'r'},
+                                         {"mode", required_argument, NULL, 'm'},
+                                         {"window", required_argument, NULL, 'w'},
+                                         {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "b:t:n:r:m:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:t:n:r:m:w:", opts, NULL)) != -1) {
         switch (c) {
         case 'b':
             broker = optarg;
@@ -188,49 +277,50 @@ int main(int argc, char **argv)
         case 'm':
             mode = optarg;
             break;
+        case 'w':
+            s_window = (uint32_t)atol(optarg);
+            break;
         default:
             fprintf(stderr, "usage: pp-bench-broker [--broker ADDR] [--threads N] "
-                            "[--frames N] [--rounds N] [--mode all|raw|broker|forward]\n");
+                            "[--frames N] [--rounds N] [--mode all|raw|broker|pipeline] "
+                            "[--window N]\n");
             return 2;
         }
     }
-    if (threads < 1 || threads > 64 || total < threads || rounds < 1) {
+    if (threads < 1 || threads > 64 || total < threads || rounds < 1 || s_window < 1 ||
+        s_window > PP_LINK_MAX_WINDOW) {
         fprintf(stderr, "pp-bench-broker: bad arguments\n");
         return 2;
     }
+    pp_log_init("pp-bench-broker", PP_LOG_WARN); /* no link_connected line per run */
     msgpack_sbuffer frame;
     msgpack_sbuffer_init(&frame);
     s_build_frame(&frame);
     void *ctx = zmq_ctx_new();
-    printf("frame: %zu bytes, %ld frames per run, %d client threads, %d rounds\n", frame.size,
-           total, threads, rounds);
+    printf("frame: %zu bytes, %ld frames per run, %d client threads, %d rounds, window %u\n",
+           frame.size, total, threads, rounds, s_window);
     /* Best of the rounds for each, interleaved so both see the same machine load. */
-    msgpack_sbuffer job;
-    msgpack_sbuffer_init(&job);
-    s_build_job(&job, frame.size + 110);
     double best_raw = 0, best_broker = 0, best_fwd = 0;
     for (int r = 0; r < rounds; r++) {
         bool all = strcmp(mode, "all") == 0;
         double raw = all || !strcmp(mode, "raw") ? s_raw(ctx, threads, total, &frame) : 0;
-        double brk =
-            all || !strcmp(mode, "broker")
-                ? s_broker(ctx, broker, PP_EP_INTAKE, PP_EP_RESOLVE, threads, total, &frame)
-                : 0;
-        double fwd =
-            all || !strcmp(mode, "forward")
-                ? s_broker(ctx, broker, PP_EP_MQTT_IN, PP_EP_MQTT_OUT, threads, total, &job)
-                : 0;
-        printf("round %d: raw %.0f, broker %.0f, forward %.0f frames/s\n", r + 1, raw, brk, fwd);
+        double brk = all || !strcmp(mode, "broker")
+                         ? s_broker(ctx, broker, false, threads, total, &frame)
+                         : 0;
+        double fwd = all || !strcmp(mode, "pipeline")
+                         ? s_broker(ctx, broker, true, threads, total, &frame)
+                         : 0;
+        printf("round %d: raw %.0f, broker %.0f, pipeline %.0f frames/s\n", r + 1, raw, brk, fwd);
+        fflush(stdout);
         best_raw = raw > best_raw ? raw : best_raw;
         best_broker = brk > best_broker ? brk : best_broker;
         best_fwd = fwd > best_fwd ? fwd : best_fwd;
     }
-    printf("broker forward mqtt_in->mqtt_out (%zu-byte jobs): %.0f frames/s (ratio %.2f)\n",
-           job.size, best_fwd, best_raw > 0 ? best_fwd / best_raw : 0.0);
-    msgpack_sbuffer_destroy(&job);
-    printf("raw libzmq PUSH->PULL (tcp loopback): %.0f frames/s\n", best_raw);
-    printf("broker intake->resolve:               %.0f frames/s\n", best_broker);
+    printf("raw libzmq PUSH->PULL (tcp loopback):            %.0f frames/s\n", best_raw);
+    printf("broker intake->resolve pool->link sink (acked):  %.0f frames/s\n", best_broker);
+    printf("pipeline intake->resolver->mqtt pool->link sink: %.0f frames/s\n", best_fwd);
     printf("ratio broker/raw: %.2f\n", best_raw > 0 ? best_broker / best_raw : 0.0);
+    printf("ratio pipeline/raw: %.2f\n", best_raw > 0 ? best_fwd / best_raw : 0.0);
     zmq_ctx_term(ctx);
     msgpack_sbuffer_destroy(&frame);
     return best_broker > 0 || best_raw > 0 || best_fwd > 0 ? 0 : 1;

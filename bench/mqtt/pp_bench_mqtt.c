@@ -1,7 +1,9 @@
 /*  pp-bench-mqtt: publishes per second through one pushpipe-mqtt-sender into mosquitto,
     against a plain paho MQTTAsync publisher of the same messages with the same window,
     measured in the same run. A subscriber (in this process) confirms receipt of every
-    message; a round ends when it has them all.
+    message; a round ends when it has them all. This program plays the broker's hub of the
+    mqtt pool (broker/pp_dispatch.c compiled in): jobs go to the sender on its credit and
+    each round also waits for every job's ack before the next, as the broker would.
 
     The limit publisher runs in its own process (this program re-executed with
     --limit-publisher), as the sender does, so that neither shares paho's threads with the
@@ -12,8 +14,10 @@
                     [--count N] [--qos Q] [--window W] [--topics-per-job K]
                     [--payload BYTES] [--rounds R]
 */
+#include "pp_dispatch.h"
 #include "pp_endpoints.h"
 #include "pp_job.h"
+#include "pp_log.h"
 
 #include <MQTTAsync.h>
 #include <errno.h>
@@ -275,7 +279,7 @@ static double s_round_limit(const opts_t *o, int round, const char *self)
 }
 
 typedef struct {
-    void *push;
+    pp_dispatch_t *hub;
     zmq_msg_t *jobs;
     long n_jobs;
 } feed_t;
@@ -314,13 +318,34 @@ static double s_round_sender(const opts_t *o, int round, feed_t *f, const char *
     atomic_store(&s_received, 0);
     atomic_store(&s_round, round);
     double t0 = s_now();
-    for (long j = 0; j < f->n_jobs; j++)
-        if (zmq_msg_send(&f->jobs[j], f->push, 0) < 0) {
-            fprintf(stderr, "pp-bench-mqtt: zmq send: %s\n", zmq_strerror(errno));
-            exit(2);
+    /* Play the broker's hub: feed the dispatcher as its pending FIFO has room, serve the
+       sender's credit and acks, until the subscriber has every message. */
+    long next = 0;
+    int rc = 0;
+    void *sock = pp_dispatch_socket(f->hub);
+    while (atomic_load(&s_received) < o->count) {
+        if (s_now() - t0 > 120) {
+            rc = -1;
+            break;
         }
-    int rc = s_wait_received(o->count, 120);
+        /* Read first: between rounds nothing served the socket, and the sender's
+           heartbeats queued there must count before the tick judges it silent. 1 ms, not
+           the tick's timeout: the subscriber's progress (paho's thread) does not wake this
+           poll. */
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, next == 0 ? 0 : 1) > 0) pp_dispatch_on_readable(f->hub);
+        while (next < f->n_jobs && !pp_dispatch_full(f->hub))
+            if (pp_dispatch_enqueue(f->hub, &f->jobs[next]) == 0) next++;
+        pp_dispatch_pump(f->hub);
+        pp_dispatch_tick(f->hub, pp_mono_ms());
+    }
     double t1 = s_now();
+    /* Every job acked by the sender before the next round (its acks trail the publishes). */
+    while (rc == 0 && pp_dispatch_in_flight(f->hub) > 0 && s_now() - t1 < 10) {
+        zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 5) > 0) pp_dispatch_on_readable(f->hub);
+        pp_dispatch_tick(f->hub, pp_mono_ms());
+    }
     if (rc != 0)
         fprintf(stderr, "pp-bench-mqtt: sender round %d: only %ld of %ld received\n", round,
                 atomic_load(&s_received), o->count);
@@ -410,14 +435,13 @@ int main(int argc, char **argv)
 
     char endpoint[256];
     if (pp_endpoint(o.broker, PP_EP_MQTT_OUT, endpoint, sizeof endpoint) != 0) return 2;
-    /* The broker's end: PUSH bound on mqtt_out (a wildcard host for tcp). */
-    void *ctx = zmq_ctx_new();
-    feed_t f = {zmq_socket(ctx, ZMQ_PUSH), NULL, 0};
-    int hwm = 1000000, linger = 0;
-    zmq_setsockopt(f.push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(f.push, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(f.push, endpoint) != 0) {
-        fprintf(stderr, "pp-bench-mqtt: bind %s: %s\n", endpoint, zmq_strerror(errno));
+    /* The broker's end: the hub of the mqtt pool (broker/pp_dispatch.c, compiled in),
+       bound on mqtt_out. Its pending FIFO is the broker's bound; the sender's credit is
+       what moves jobs. */
+    pp_log_init("bench-mqtt", PP_LOG_WARN);
+    feed_t f = {pp_dispatch_new("mqtt", endpoint, NULL, NULL, 1000, 0, 10000, 64u << 20), NULL, 0};
+    if (!f.hub) {
+        fprintf(stderr, "pp-bench-mqtt: cannot bind the hub on %s\n", endpoint);
         return 2;
     }
 
@@ -468,8 +492,9 @@ int main(int argc, char **argv)
     MQTTAsync_disconnect(sub, &d);
     s_sleep_ms(100);
     MQTTAsync_destroy(&sub);
-    zmq_close(f.push);
-    zmq_ctx_term(ctx);
+    printf("  hub: jobs still in flight=%zu pending=%zu workers=%zu\n",
+           pp_dispatch_in_flight(f.hub), pp_dispatch_pending(f.hub), pp_dispatch_workers(f.hub));
+    pp_dispatch_destroy(&f.hub);
     free(payload);
     free(lim);
     free(snd);

@@ -1,13 +1,17 @@
 #!/bin/sh
 # Publishes/s through one pushpipe-mqtt-sender into a local mosquitto, at QoS 0 and QoS 1,
 # against a plain paho MQTTAsync publisher with the same window (the limit), in one run.
-#   bench/mqtt/run.sh [BUILD_DIR] [extra pp-bench-mqtt args, e.g. --count 200000]
+# pp-bench-mqtt plays the broker's hub (the link, docs/link-protocol.md): every job is
+# acked by the sender once its publishes are acknowledged.
+#   [WINDOW=1000] [LINK_WINDOW=64] bench/mqtt/run.sh [BUILD_DIR] [extra pp-bench-mqtt args,
+#   e.g. --count 200000 --topics-per-job 1]
 set -eu
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 BENCH=$BUILD/bench/mqtt/pp-bench-mqtt
 SENDER=$BUILD/mqtt-sender/pushpipe-mqtt-sender
 WINDOW=${WINDOW:-1000}
+LINK_WINDOW=${LINK_WINDOW:-64}
 [ -x "$BENCH" ] && [ -x "$SENDER" ] || { echo "build pp-bench-mqtt and pushpipe-mqtt-sender in $BUILD first" >&2; exit 2; }
 
 TMP=$(mktemp -d /tmp/pp-bench-mqtt.XXXXXX)
@@ -53,12 +57,12 @@ for qos in 0 1; do
     cat > "$TMP/sender.json" <<CONF
 {"broker_address": "tcp://127.0.0.1:$BASE", "log_level": "warn",
  "mqtt_sender": {"uri": "tcp://127.0.0.1:$MQTT_PORT", "window": $WINDOW, "qos": $qos,
-                 "metrics_port": 0}}
+                 "link": {"window": $LINK_WINDOW}, "metrics_port": 0}}
 CONF
     sleep 0.3
     "$SENDER" --config "$TMP/sender.json" > "$TMP/sender-$qos.log" 2>&1 &
     SPID=$!
-    echo "== QoS $qos"
+    echo "== QoS $qos (link.window $LINK_WINDOW jobs)"
     "$BENCH" --uri "tcp://127.0.0.1:$MQTT_PORT" --broker "tcp://127.0.0.1:$BASE" --qos $qos \
         --window "$WINDOW" "$@" || { cat "$TMP/sender-$qos.log" >&2; exit 1; }
     kill -TERM $SPID; wait $SPID || true

@@ -1,6 +1,9 @@
 /*  bench_resolver: the benchmark's driver. Plays the broker for one pushpipe-resolver
-    (binds the resolve PUSH and the apns_in / mqtt_in PULLs from one base address, as in
-    common/pp_endpoints.h) and fills Redis with users and groups (hiredis, pipelined).
+    with the broker's own hub side of the link (broker/pp_dispatch.h, bound on the resolve
+    endpoint base+2 as in common/pp_endpoints.h): RESOLVE jobs go out on credit, the
+    resolver's APNS and MQTT jobs come back as outputs (counted by pp_dispatch_set_output)
+    and every RESOLVE job is acked. Also fills Redis with users and groups (hiredis,
+    pipelined).
 
       bench_resolver populate --redis-port P --users N --group NAME:SIZE ...
       bench_resolver single   --broker tcp://127.0.0.1:BASE --users N --messages M
@@ -10,7 +13,9 @@
     so every lookup yields one APNs target. single/group print "users=... seconds=...
     users_per_s=..." once every expected target has come back in APNS jobs.
 */
+#include "pp_dispatch.h"
 #include "pp_endpoints.h"
+#include "pp_log.h"
 #include "pp_job.h"
 
 #include <hiredis/hiredis.h>
@@ -100,60 +105,58 @@ static int s_populate(int port, long users, int n_groups, char **groups)
     return 0;
 }
 
+/*  The broker's side: the hub of the resolve pool (broker/pp_dispatch.h) on base+2. The
+    resolver's APNS and MQTT jobs come back as outputs over the same link. */
 typedef struct {
-    void *ctx, *push, *apns, *mqtt;
+    pp_dispatch_t *d;
+    long targets; /* APNs targets in the APNS jobs received */
+    long outputs;
 } s_broker_t;
+
+/*  Output function: counts the APNs targets of APNS jobs (MQTT jobs are just counted). */
+static bool s_output(void *ctx, zmq_msg_t *body)
+{
+    s_broker_t *b = ctx;
+    b->outputs++;
+    pp_apns_job_t job;
+    const char *why;
+    const uint8_t *p = zmq_msg_data(body);
+    /* [kind, version, ...]: a fixarray whose first element is the kind */
+    if (zmq_msg_size(body) > 1 && p[1] == PP_JOB_APNS &&
+        pp_apns_job_decode(p, zmq_msg_size(body), &job, &why) == 0) {
+        b->targets += (long)job.n_targets;
+        pp_apns_job_clear(&job);
+    }
+    return true;
+}
 
 static void s_bind(s_broker_t *b, const char *base)
 {
     char ep[256];
-    b->ctx = zmq_ctx_new();
-    b->push = zmq_socket(b->ctx, ZMQ_PUSH);
-    b->apns = zmq_socket(b->ctx, ZMQ_PULL);
-    b->mqtt = zmq_socket(b->ctx, ZMQ_PULL);
-    int zero = 0, hwm = 100000;
-    void *socks[3] = {b->push, b->apns, b->mqtt};
-    pp_ep_t eps[3] = {PP_EP_RESOLVE, PP_EP_APNS_IN, PP_EP_MQTT_IN};
-    for (int i = 0; i < 3; i++) {
-        zmq_setsockopt(socks[i], ZMQ_LINGER, &zero, sizeof zero);
-        zmq_setsockopt(socks[i], ZMQ_SNDHWM, &hwm, sizeof hwm);
-        zmq_setsockopt(socks[i], ZMQ_RCVHWM, &hwm, sizeof hwm);
-        if (pp_endpoint(base, eps[i], ep, sizeof ep) != 0 || zmq_bind(socks[i], ep) != 0) {
-            fprintf(stderr, "cannot bind %s\n", ep);
-            exit(1);
-        }
+    memset(b, 0, sizeof *b);
+    if (pp_endpoint(base, PP_EP_RESOLVE, ep, sizeof ep) != 0 ||
+        !(b->d = pp_dispatch_new("resolve", ep, NULL, NULL, 1000, 0, 100000, 1u << 30))) {
+        fprintf(stderr, "cannot bind %s\n", ep);
+        exit(1);
     }
+    pp_dispatch_set_output(b->d, s_output, b);
 }
 
 static void s_close(s_broker_t *b)
 {
-    zmq_close(b->push);
-    zmq_close(b->apns);
-    zmq_close(b->mqtt);
-    zmq_ctx_destroy(b->ctx);
+    pp_dispatch_destroy(&b->d);
 }
 
-/*  Receives every job waiting; returns the number of APNs targets in them. */
+/*  Runs the hub for up to timeout_ms (less when something arrives); returns the number of
+    APNs targets received meanwhile. */
 static long s_drain(s_broker_t *b, int timeout_ms)
 {
-    long targets = 0;
-    zmq_pollitem_t items[2] = {{b->apns, 0, ZMQ_POLLIN, 0}, {b->mqtt, 0, ZMQ_POLLIN, 0}};
-    if (zmq_poll(items, 2, timeout_ms) <= 0) return 0;
-    for (int s = 0; s < 2; s++) {
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        while (zmq_msg_recv(&msg, items[s].socket, ZMQ_DONTWAIT) >= 0) {
-            pp_apns_job_t job;
-            const char *why;
-            if (s == 0 &&
-                pp_apns_job_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &job, &why) == 0) {
-                targets += (long)job.n_targets;
-                pp_apns_job_clear(&job);
-            }
-        }
-        zmq_msg_close(&msg);
-    }
-    return targets;
+    long before = b->targets;
+    int t = pp_dispatch_tick(b->d, pp_mono_ms());
+    zmq_pollitem_t it = {pp_dispatch_socket(b->d), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, t < timeout_ms ? t : timeout_ms) > 0) pp_dispatch_on_readable(b->d);
+    pp_dispatch_pump(b->d);
+    return b->targets - before;
 }
 
 static int s_send_resolve(s_broker_t *b, msgpack_sbuffer *sb, long seq, int type, pp_str_t id)
@@ -170,16 +173,25 @@ static int s_send_resolve(s_broker_t *b, msgpack_sbuffer *sb, long seq, int type
     pp_opts_init(&job.opts);
     msgpack_sbuffer_clear(sb);
     if (pp_resolve_job_encode(&job, sb) != 0) return -1;
-    return zmq_send(b->push, sb->data, sb->size, ZMQ_DONTWAIT) < 0 ? 1 : 0;
+    if (pp_dispatch_full(b->d)) return 1;
+    zmq_msg_t msg;
+    zmq_msg_init_size(&msg, sb->size);
+    memcpy(zmq_msg_data(&msg), sb->data, sb->size);
+    if (pp_dispatch_enqueue(b->d, &msg) != 0) {
+        zmq_msg_close(&msg);
+        return 1;
+    }
+    return 0;
 }
 
-/*  One single-user message through, so that the resolver is connected (a PUSH without peers
-    refuses to send) and its Redis connection is open before timing starts. */
+/*  One single-user message through, so that the resolver is connected (it has granted
+    credit) and its Redis connection is open before timing starts. */
 static int s_warm_up(s_broker_t *b, msgpack_sbuffer *sb)
 {
     double deadline = s_now() + 10;
-    while (s_send_resolve(b, sb, 0, 3, PP_STR("000000000000")) != 0 && s_now() < deadline)
+    while (pp_dispatch_workers(b->d) == 0 && s_now() < deadline)
         s_drain(b, 50);
+    s_send_resolve(b, sb, 0, 3, PP_STR("000000000000"));
     long got = 0;
     while (got < 1 && s_now() < deadline)
         got += s_drain(b, 100);
@@ -206,20 +218,23 @@ static int s_single(const char *base, long users, long messages)
     double t0 = s_now();
     char uid[24];
     while (got < messages) {
-        while (sent < messages) {
+        /* keep a few windows' worth pending: the hub sends as credit comes back */
+        while (sent < messages && pp_dispatch_pending(b.d) < 2048) {
             snprintf(uid, sizeof uid, "%012ld", (long)rand() % users);
-            int rc = s_send_resolve(&b, &sb, sent + 1, 3, PP_STR_C(uid));
-            if (rc != 0) break;
+            if (s_send_resolve(&b, &sb, sent + 1, 3, PP_STR_C(uid)) != 0) break;
             sent++;
-            if (sent % 256 == 0) break; /* go and drain */
         }
-        got += s_drain(&b, sent < messages ? 0 : 1000);
+        got += s_drain(&b, 100);
         if (s_now() - t0 > 300) {
             fprintf(stderr, "timeout: %ld of %ld\n", got, messages);
             return 1;
         }
     }
     s_report("single", got, s_now() - t0);
+    while (pp_dispatch_in_flight(b.d) > 0 && s_now() - t0 < 300) /* the last acks */
+        s_drain(&b, 100);
+    fprintf(stderr, "single: outputs=%ld in_flight=%zu pending=%zu\n", b.outputs,
+            pp_dispatch_in_flight(b.d), pp_dispatch_pending(b.d));
     msgpack_sbuffer_destroy(&sb);
     s_close(&b);
     return 0;

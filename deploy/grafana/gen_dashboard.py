@@ -23,9 +23,15 @@ ROWS = [
         ("Forwarded / s by stage",
          'sum by (stage) (rate(pushpipe_forwarded_total{proc="broker"}[1m]))', "ops"),
         ("Queue depth by stage", 'sum by (stage) (pushpipe_queue_depth{proc="broker"})', "none"),
-        ("Queue full / send errors",
+        ("Queue full / enqueue errors",
          'sum by (stage) (rate(pushpipe_queue_full_total{proc="broker"}[5m])) or '
-         'sum by (stage) (rate(pushpipe_send_errors_total{proc="broker"}[5m]))', "ops"),
+         'sum by (stage) (rate(pushpipe_enqueue_errors_total{proc="broker"}[5m]))', "ops"),
+        ("Link: requeued jobs and worker deaths / s by pool",
+         'sum by (pool) (rate(pushpipe_link_requeued_total{proc="broker"}[5m])) or '
+         'sum by (pool) (rate(pushpipe_link_worker_deaths_total{proc="broker"}[5m]))', "ops"),
+        ("Link: workers, pending and in flight by pool",
+         'sum by (pool) (pushpipe_link_workers{proc="broker"}) or '
+         'sum by (pool) (pushpipe_link_in_flight{proc="broker"})', "none"),
         ("CURVE handshakes / s by result",
          'sum by (result) (rate(pushpipe_curve_handshakes_total{proc="broker"}[5m]))', "ops"),
         ("Replies dropped / recv errors",

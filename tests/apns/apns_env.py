@@ -1,11 +1,14 @@
 """Test environment of the apns-sender's integration tests: the Python test plays the
-broker (a PUSH bound on the apns_out port), the real pp-apns-testserver plays Apple, a real
-redis-server holds users and shared tokens, and the real pushpipe-apns-sender runs between.
+broker's hub (pp_link.FakeHub, the link protocol of docs/link-protocol.md, bound on the
+apns_out port and driven by a background thread), the real pp-apns-testserver plays Apple,
+a real redis-server holds users and shared tokens, and the real pushpipe-apns-sender runs
+between.
 """
 import json
 import os
 import re
 import sys
+import threading
 import time
 import urllib.request
 
@@ -13,6 +16,7 @@ import msgpack
 import zmq
 
 import pp_harness as h
+from pp_link import FakeHub
 
 sys.path.insert(0, os.path.join(h.source_dir(), "tests", "apns-server"))
 import apns_testserver as ats  # noqa: E402
@@ -134,6 +138,61 @@ class Sender:
         return self.proc.stop()
 
 
+class Hub:
+    """A FakeHub on base+5, polled by a thread so that tests can wait on other things (the
+    test server, metrics) while jobs flow, credit is taken and acks come back. send() may
+    be called from the test's thread: deque appends are atomic, and only the hub's thread
+    takes jobs off the queue; the rest is read under the lock."""
+
+    def __init__(self, base, heartbeat_ms=1000):
+        self.endpoint = "tcp://127.0.0.1:%d" % (base + 5)
+        self.hub = FakeHub(self.endpoint, heartbeat_ms=heartbeat_ms)
+        self.lock = threading.Lock()
+        self.sent = []  # every job body handed to the hub, in order
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop:
+            with self.lock:
+                self.hub.poll(2)
+            time.sleep(0.0005)  # let the test's thread take the lock
+
+    def send(self, body):
+        self.sent.append(bytes(body))
+        self.hub.enqueue(body)
+
+    def stats(self):
+        """acked (number of acks), acked_bodies (Counter), pending, in_flight, workers,
+        deaths, byes, requeued, unknown_acks."""
+        import collections
+        with self.lock:
+            hb = self.hub
+            return dict(acked=len(hb.acked),
+                        acked_bodies=collections.Counter(b for _, _, b in hb.acked),
+                        pending=len(hb.pending), in_flight=hb.in_flight(),
+                        workers=len(hb.workers), deaths=hb.deaths, byes=hb.byes,
+                        requeued=hb.requeued, unknown_acks=hb.unknown_acks,
+                        bad=dict(hb.bad))
+
+    def wait_acked(self, n, timeout=20):
+        h.wait_for(lambda: self.stats()["acked"] >= n, timeout, interval=0.05,
+                   what="hub to see %d acks (has %d)" % (n, self.stats()["acked"]))
+
+    def all_acked(self):
+        """Every job handed to the hub acked at least once, and nothing left pending or in
+        flight."""
+        st = self.stats()
+        return (st["pending"] == 0 and st["in_flight"] == 0 and
+                all(st["acked_bodies"][b] > 0 for b in self.sent))
+
+    def close(self):
+        self._stop = True
+        self.thread.join(5)
+        self.hub.close()
+
+
 class Env:
     def __init__(self, name):
         self.args = h.parse_args()
@@ -142,9 +201,7 @@ class Env:
         self.pki = ats.make_pki(self.wd)
         self.base = h.free_ports(7)
         self.ctx = zmq.Context.instance()
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.setsockopt(zmq.LINGER, 0)
-        self.push.bind("tcp://127.0.0.1:%d" % (self.base + 5))
+        self.hub = Hub(self.base)
         self.checks = h.Checks()
         self.redis = None
         self.n_msg = 0
@@ -204,20 +261,29 @@ class Env:
                              use_bin_type=True)
 
     def send(self, targets, **kw):
-        self.push.send(self.job(targets, **kw))
+        self.hub.send(self.job(targets, **kw))
 
     def broker(self):
-        """Another fake broker: returns (base, PUSH socket); point a sender at it with
-        cfg["broker_address"] = "tcp://127.0.0.1:%d" % base."""
+        """Another fake broker: returns (base, Hub); point a sender at it with
+        cfg["broker_address"] = "tcp://127.0.0.1:%d" % base, give it jobs with hub.send."""
         base = h.free_ports(7)
-        sock = self.ctx.socket(zmq.PUSH)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.bind("tcp://127.0.0.1:%d" % (base + 5))
-        self.extra_socks.append(sock)
-        return base, sock
+        hub = Hub(base)
+        self.extra_socks.append(hub)
+        return base, hub
+
+    def check_acked(self, hub=None, what="", timeout=10):
+        """Checks that hub (default: the main one) saw every job it was given acked."""
+        hub = hub or self.hub
+        deadline = time.time() + timeout
+        while time.time() < deadline and not hub.all_acked():
+            time.sleep(0.05)
+        st = hub.stats()
+        self.checks.check(hub.all_acked(), "hub: every job acked%s (jobs %d, acks %d, pending "
+                          "%d, in flight %d)" % (what and " " + what, len(hub.sent), st["acked"],
+                                                 st["pending"], st["in_flight"]))
 
     def finish(self):
-        self.push.close()
-        for sock in self.extra_socks:
-            sock.close()
+        self.hub.close()
+        for hub in self.extra_socks:
+            hub.close()
         self.checks.finish()

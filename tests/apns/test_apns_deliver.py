@@ -66,8 +66,8 @@ c.eq(s.metric("connections"), 4, "connections gauge: 2 sandbox + 2 production")
 
 # 5. Unknown ident, bad jobs, bad tokens: counted, nothing sent.
 env.send([("x1", E.tok(201)), ("x2", E.tok(202))], ident="com.unknown.app")
-env.push.send(b"\x93\x01\x02\x03")
-env.push.send(b"not msgpack at all")
+env.hub.send(b"\x93\x01\x02\x03")
+env.hub.send(b"not msgpack at all")
 env.send([("b1", "nothex!"), ("b2", E.tok(203))])
 s.wait_metric("unknown_ident_total", 2)
 s.wait_metric("bad_job_total", 2)
@@ -79,6 +79,9 @@ c.check("event=unknown_ident" in s.output(), "unknown ident logged")
 c.eq(s.metric("delivered_total", env="sandbox"), 46, "delivered_total{env=sandbox}")
 c.eq(s.metric("delivered_total", env="production"), 2, "delivered_total{env=production}")
 c.eq(s.metric("pending"), 0, "nothing left pending")
+env.check_acked(what="(delivered, unknown ident, undecodable, refused tokens)")
+c.eq(env.hub.stats()["acked"], len(env.hub.sent), "each job acked exactly once")
+c.eq(s.metric("jobs_acked_total"), len(env.hub.sent), "jobs_acked_total")
 
 # 6. Certificate auth, a second sender on its own broker.
 csrv = env.server("cert", srv_env="sandbox", token_auth=False, cert_auth=True)
@@ -94,6 +97,7 @@ c.eq(sorted(a["token"] for a in cacc), [E.tok(301), E.tok(302)], "certificate ap
 c.eq({(a["auth"], a["cert_cn"], a["topic"]) for a in cacc},
      {("cert", E.CERT_APP, E.CERT_APP)}, "client certificate presented, topic from config")
 c.eq(s2.metric("jwt_minted_total"), 0, "no JWT for certificate auth")
+env.check_acked(push2, "(certificate app)")
 c.check(re.search(r"event=notif msg_id=m\d+ apns_id=[0-9a-f-]{36} uid=\"c1\"", s2.output()),
         "apns-id logged at debug with the msg_id")
 E.h.wait_for(lambda: s2.output().count("event=ping_sent") >= 2, 10, what="idle PINGs")
@@ -109,6 +113,7 @@ push3.send(env.job([("n1", E.tok(401)), ("n2", E.tok(402)), ("n3", E.tok(403))])
 s3.wait_metric("not_configured_total", 3)
 c.eq(s3.metric("not_configured_total"), 3, "not_configured_total counts notifications")
 c.eq(s3.output().count("no APNs credentials configured"), 1, "logged once at start")
+env.check_acked(push3, "(not configured: acked at once)")
 
 # 8. Bad configuration: exit 2 before binding anything, naming the key.
 for bad, key in (({E.APP: env.token_app(auth="password")}, "apns_sender.apps"),
@@ -127,6 +132,8 @@ c.check(p.returncode == 2 and "retyr" in p.stderr, "unknown key: exit 2, %r" % p
 
 # 9. SIGTERM: exit 0.
 c.eq(s.stop(), 0, "sender exits 0 on SIGTERM")
+E.h.wait_for(lambda: env.hub.stats()["byes"] == 1, 5, what="the hub to hear B")
+c.eq(env.hub.stats()["byes"], 1, "the stopped sender said bye (B) to the hub")
 c.eq(s2.stop(), 0, "cert sender exits 0")
 c.eq(s3.stop(), 0, "unconfigured sender exits 0")
 env.finish()

@@ -43,6 +43,7 @@ c.check(s.metric("resent_total") >= held, "resent_total %d >= %d in flight at th
         % (s.metric("resent_total"), held))
 c.check(s.metric("reconnects_total") >= 1, "reconnected")
 c.eq(s.metric("pending"), 0, "nothing pending")
+env.check_acked(what="after the server restart")
 
 # --- GOAWAY in the middle of a burst ---------------------------------------------------
 sb.reset()
@@ -73,12 +74,15 @@ c.check(max(samples) <= 5 and max(samples) > 0,
 sb.rules({"delay_ms": 0, "max_concurrent_streams": 1000})
 sb.wait_count(1200, timeout=30)
 exact(fourth, "limit lowered to 5 mid-burst: every notification delivered once")
+env.check_acked(what="after GOAWAY and the lowered stream limit")
 
 # --- backpressure: max_pending bounds what the sender holds ---------------------------
+# window 4: the sender takes at most 4 jobs; at max_pending it starts no more of them and
+# grants no more credit, so the hub keeps the rest.
 sb.reset()
 sb.rules({"delay_ms": 60000})
 base3, push3 = env.broker()
-cfg = env.sender_config(sandbox=sb, max_pending=100)
+cfg = env.sender_config(sandbox=sb, max_pending=100, link={"window": 4})
 cfg["broker_address"] = "tcp://127.0.0.1:%d" % base3
 s3 = env.sender("bounded", cfg)
 sixth = []
@@ -88,12 +92,19 @@ for j in range(10):
     push3.send(env.job(toks))
 s3.wait_metric("pending", 100)
 time.sleep(0.5)
-c.check(100 <= s3.metric("pending") < 150, "full: the sender stops reading jobs (pending %d, "
+c.check(100 <= s3.metric("pending") < 150, "full: the sender starts no more jobs (pending %d, "
         "max_pending 100 + less than one job)" % s3.metric("pending"))
+st = push3.stats()
+c.eq((st["in_flight"], st["pending"], st["acked"]), (4, 6, 0),
+     "the hub holds 6 jobs back: 4 (the window) given, none acked while Apple holds them")
+c.check(s3.metric("link_paused_total") >= 1, "link paused at max_pending")
 sb.kill()
 sb.start()
 sb.wait_count(500, timeout=30)
 exact(sixth, "after backpressure every notification delivered once")
+env.check_acked(push3, "after backpressure")
+c.check(max(push3.hub.max_held.values()) <= 4, "never more than the window (4) held: %s"
+        % list(push3.hub.max_held.values()))
 c.eq(s3.stop(), 0, "exit 0")
 
 # --- SIGTERM drains the streams in flight ---------------------------------------------
@@ -107,6 +118,8 @@ c.eq(rc, 0, "SIGTERM with streams in flight: exit 0")
 c.eq(sb.count(), 200, "the streams in flight were finished before exit")
 c.check("event=draining" in s.output() and "event=drain_incomplete" not in s.output(),
         "drained completely")
+env.check_acked(what="before the SIGTERM exit")
+c.eq(env.hub.stats()["requeued"], 0, "nothing for the hub to send again")
 
 # Drain time runs out: exit 0 anyway, and say what was dropped.
 sb.reset()
@@ -118,5 +131,9 @@ s2 = env.sender("short-drain", cfg)
 push2.send(env.job([("d%d" % i, E.tok(30000 + i)) for i in range(20)]))
 s2.wait_metric("in_flight", 1)
 c.eq(s2.stop(), 0, "drain_ms exceeded: still exit 0")
-c.check("event=drain_incomplete dropped=20" in s2.output(), "and the dropped count is logged")
+c.check("event=drain_incomplete dropped=20 jobs_not_acked=1" in s2.output(),
+        "and the dropped count is logged")
+st = push2.stats()
+c.eq((st["acked"], st["byes"], st["requeued"], st["pending"]), (0, 1, 1, 1),
+     "the job was not acked; bye (B) made the hub take it back at once")
 env.finish()

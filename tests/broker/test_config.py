@@ -34,6 +34,11 @@ bad = [
     ({"broker": {"metrics_port": 70000}}, "broker.metrics_port"),
     ({"broker": {"log_rejects_per_s": 1.5}}, "broker.log_rejects_per_s"),
     ({"brokr_typo": 1}, "brokr_typo"),
+    # pp_frame cannot check nesting deeper than PP_FRAME_MAX_DEPTH_LIMIT (31)
+    ({"broker": {"limits": {"max_depth": 32}}}, "broker.limits.max_depth"),
+    ({"broker": {"link": {"heartbeat_ms": 5}}}, "broker.link.heartbeat_ms"),
+    ({"broker": {"link": {"heartbeat_ms": 500, "timeout_ms": 400}}}, "broker.link.timeout_ms"),
+    ({"broker": {"link": {"window": 5}}}, "broker.link.window"),
 ]
 for cfg, key in bad:
     rc, err, base = run(cfg)
@@ -47,6 +52,23 @@ p = subprocess.run([broker, "--bind", "udp://127.0.0.1:1", "--metrics-port", "0"
 c.eq(p.returncode, 2, "a bad --bind exits 2")
 c.check("broker.bind" in p.stderr, "and names broker.bind")
 
+# broker.bind defaults to broker_address (the --broker flag or the key)
+base = h.free_ports(7)
+path = h.write_config(wd, {"broker_address": "tcp://127.0.0.1:%d" % base,
+                           "broker": {"metrics_port": 0}}, "addr.json")
+pr = h.Proc([broker, "--config", path], os.path.join(wd, "addr.log"))
+try:
+    h.wait_for(lambda: "event=broker_ready" in pr.output(), 10)
+except AssertionError:
+    pass
+c.check("endpoint=intake address=tcp://127.0.0.1:%d" % base in pr.output(),
+        "without broker.bind the broker binds broker_address")
+c.check("endpoint=mqtt_out address=tcp://127.0.0.1:%d" % (base + 6) in pr.output(),
+        "and its pools on the following ports")
+c.check("endpoint=apns_in" not in pr.output() and "endpoint=mqtt_in" not in pr.output(),
+        "the reserved ports apns_in/mqtt_in are not bound")
+c.eq(pr.stop(), 0, "exits 0 on SIGTERM")
+
 # every documented key at once: accepted
 base = h.free_ports(7)
 mport = h.free_port()
@@ -54,7 +76,8 @@ full = {"log_level": "info", "broker_address": "tcp://127.0.0.1:%d" % base,
         "broker": {"bind": "tcp://127.0.0.1:%d" % base, "metrics_port": mport,
                    "metrics_address": "127.0.0.1", "instance_id": "0123456789abcdef",
                    "hwm": 500, "drain_ms": 1000, "log_rejects_per_s": 3,
-                   "limits": {"max_frame_bytes": 4096, "max_depth": 8, "max_ids": 100,
+                   "link": {"heartbeat_ms": 500, "timeout_ms": 2000},
+                   "limits": {"max_frame_bytes": 4096, "max_depth": 31, "max_ids": 100,
                               "max_id_len": 32, "max_json_bytes": 8192},
                    "queue": {s: {"max_messages": 1000, "max_bytes": 1 << 20}
                              for s in ("resolve", "apns", "mqtt")}}}

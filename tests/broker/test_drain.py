@@ -1,19 +1,21 @@
-"""SIGTERM: the broker stops intake, keeps forwarding what it holds (and what resolvers
-still send on apns_in/mqtt_in) to peers that connect late within drain_ms, and exits 0.
-What it cannot forward within drain_ms is counted and logged, and it still exits 0."""
+"""SIGTERM: the broker stops intake (acknowledged submits are answered "stopping"), keeps
+dispatching what it holds, and what resolvers still send, to workers that connect late
+within drain_ms, and exits 0 once no pool has anything pending or unacknowledged. What it
+cannot hand over and have acknowledged within drain_ms (pending, or held by a worker that
+never acks) is counted and logged, and it still exits 0."""
 import signal
-import time
 
+import msgpack
 import zmq
 
 import pp_harness as h
-from broker_util import Broker, Zmq, apns_job, frame, recv_all, recv_job
+from broker_util import Broker, Zmq, apns_job, frame, spin, submit, take, take_jobs, until
 
 args = h.parse_args()
 c = h.Checks()
 wd = h.workdir("broker-drain")
 
-# --- held jobs flushed to a resolver that connects after SIGTERM
+# --- held jobs dispatched to a resolver (and its outputs to a sender) after SIGTERM
 b = Broker(args, wd, {"drain_ms": 6000}, name="flush")
 z = Zmq()
 client = z.sock(zmq.PUSH, b.ep("intake"))
@@ -21,33 +23,30 @@ for i in range(50):
     client.send(frame(3, "u%d" % i, {"i": i}))
 c.eq(b.wait_metric("queue_depth", 50, stage="resolve"), 50,
      "50 RESOLVE jobs held (no resolver connected)")
-apns_sink = z.sock(zmq.PULL, b.ep("apns_out"))
-resolver_apns = z.sock(zmq.PUSH, b.ep("apns_in"))
 dealer = z.sock(zmq.DEALER, b.ep("submit"))
-time.sleep(0.3)
 b.proc.signal(signal.SIGTERM)
-time.sleep(0.5)
+spin([], 0.5)
 c.check(b.proc.alive(), "the broker keeps running while it holds jobs")
-dealer.send(frame(3, "late", {"a": 1}))
-c.check(not dealer.poll(500), "submit is closed after SIGTERM (no reply)")
-in_flight = [apns_job("%032x" % i) for i in range(10)]
-for j in in_flight:
-    resolver_apns.send(j)
-got_apns = recv_all(apns_sink, 10)
-c.eq(got_apns, in_flight, "jobs resolvers send during the drain are passed on")
-sink = z.sock(zmq.PULL, b.ep("resolve"))  # the resolver connects late
-got = [recv_job(sink) for _ in range(50)]
-got = [g for g in got if g is not None]
+r = submit(dealer, frame(3, "late", {"a": 1}))
+c.check(r is not None and r.get("ok") is False and r.get("reason") == "stopping",
+        "a submit during the drain is answered stopping (%r)" % r)
+client.send(frame(3, "late-push", {"a": 1}))
+resolver = z.resolver(b.ep("resolve"), lambda body: [
+    apns_job("%032x" % int(msgpack.unpackb(body, raw=False)[4][0][1:]))])
+apns_s = z.worker(b.ep("apns_out"), window=100)
+got = take_jobs(resolver, 50, 10, others=[apns_s])
 c.eq(len(got), 50, "the late resolver gets all 50 held jobs")
 c.eq(sorted(g[4][0] for g in got), sorted("u%d" % i for i in range(50)), "the right jobs")
-c.eq(recv_job(sink, 300), None, "the frame sent after SIGTERM was not accepted")
-try:
-    b.proc.p.wait(10)
-except Exception:
-    pass
-c.eq(b.proc.p.returncode, 0, "the broker exits 0 after the drain")
+got_a = take(apns_s, 50, 10, others=[resolver])
+c.eq(len(got_a), 50, "outputs resolvers send during the drain reach a late sender (50)")
+c.eq(sorted(msgpack.unpackb(a, raw=False)[2] for a in got_a),
+     sorted("%032x" % i for i in range(50)), "the right APNS jobs")
+until(lambda: not b.proc.alive(), [resolver, apns_s], 10)
+c.eq(len(resolver.jobs), 50, "the frames sent after SIGTERM were not accepted")
+c.eq(b.proc.p.returncode, 0, "the broker exits 0 once everything is acknowledged")
 log = b.log()
 c.check("event=draining" in log and "event=drained" in log, "drain logged")
+c.check("event=frame_rejected endpoint=submit reason=stopping" in log, "the stopping reply is logged")
 c.check("drain_incomplete" not in log, "nothing left behind")
 z.close()
 
@@ -59,7 +58,22 @@ for i in range(7):
     client.send(frame(3, "u%d" % i, {"i": i}))
 c.eq(b.wait_metric("queue_depth", 7, stage="resolve"), 7, "7 jobs held")
 c.eq(b.stop(), 0, "exits 0 when drain_ms runs out with jobs held")
-c.check("event=drain_incomplete stage=resolve dropped=7" in b.log(),
-        "the jobs it could not forward are logged with their count")
+c.check("event=drain_incomplete stage=resolve dropped=7 pending=7 in_flight=0" in b.log(),
+        "the jobs it could not hand over are logged with their count")
+z.close()
+
+# --- a worker holds jobs and never acks: they count as left too
+b = Broker(args, wd, {"drain_ms": 500}, name="unacked")
+z = Zmq()
+hold = z.worker(b.ep("resolve"), window=5, auto_ack=False)
+client = z.sock(zmq.PUSH, b.ep("intake"))
+for i in range(8):
+    client.send(frame(3, "u%d" % i, {"i": i}))
+c.eq(len(take(hold, 5, 5)), 5, "a resolver holds 5 jobs without acking")
+b.proc.signal(signal.SIGTERM)
+until(lambda: not b.proc.alive(), [hold], 10)
+c.eq(b.proc.p.returncode, 0, "exits 0")
+c.check("event=drain_incomplete stage=resolve dropped=8 pending=3 in_flight=5" in b.log(),
+        "unacknowledged jobs are counted as left, apart from the pending ones")
 z.close()
 c.finish()

@@ -1,6 +1,7 @@
 """Client frames through the real broker: fire-and-forget (PULL intake) and acknowledged
-(ROUTER submit) frames arrive at a resolver's PULL as RESOLVE jobs with the documented
-fields; acknowledged frames get the job's id back."""
+(ROUTER submit) frames reach a resolver on the link (a FakeWorker on the resolve pool) as
+RESOLVE jobs with the documented fields; acknowledged frames get the job's id back; the
+resolver's acks empty the pool."""
 import json
 import time
 
@@ -8,15 +9,16 @@ import msgpack
 import zmq
 
 import pp_harness as h
-from broker_util import HEX32, Broker, Zmq, frame, recv_job, submit
+from broker_util import HEX32, Broker, Zmq, frame, submit, take_jobs, until
 
 args = h.parse_args()
 c = h.Checks()
 wd = h.workdir("broker-intake")
 b = Broker(args, wd, {"instance_id": "00000000c0ffee01"})
 z = Zmq()
-sink = z.sock(zmq.PULL, b.ep("resolve"))
-time.sleep(0.3)  # the broker queues only to completed connections; let it complete
+sink = z.worker(b.ep("resolve"), window=1000)
+c.check(until(lambda: b.metric("link_workers", pool="resolve") == 1, [sink]),
+        "the resolver joins the resolve pool")
 
 # --- fire-and-forget
 push = z.sock(zmq.PUSH, b.ep("intake"))
@@ -25,10 +27,9 @@ push.send(frame(1, 42, {"title": "hello", "n": 1}))
 push.send(frame(2, ["u1", 7, "u1", "u2", 7], {"k": [1, 2, {"x": None}]},
                 {"id": "client-7", "channels": "mqtt", "mqtt_qos": 2}))
 push.send(frame(3, "user-9", {"é": "ü"}, {"apns_priority": 5, "apns_collapse_id": "c1"}))
-jobs = [recv_job(sink) for _ in range(3)]
+jobs = take_jobs(sink, 3)
 t1 = int(time.time() * 1e6)
-c.check(all(j is not None for j in jobs), "three RESOLVE jobs arrive at the resolve sink")
-jobs = [j for j in jobs if j is not None]
+c.eq(len(jobs), 3, "three RESOLVE jobs arrive at the resolver")
 for j in jobs:
     c.eq(j[:2], [1, 1], "job kind RESOLVE, version 1")
     c.eq(len(j), 8, "RESOLVE has 8 fields")
@@ -56,20 +57,20 @@ c.eq(len(set(ids)), len(ids), "ids differ")
 dealer = z.sock(zmq.DEALER, b.ep("submit"))
 acked = []
 for i in range(5):
-    r = submit(dealer, frame(3, "ack-%d" % i, {"i": i}))
+    r = submit(dealer, frame(3, "ack-%d" % i, {"i": i}), workers=[sink])
     c.check(r is not None and r.get("ok") is True, "DEALER submit %d accepted: %r" % (i, r))
     if r:
         c.check(HEX32.match(r.get("id", "")) is not None, "reply id is 32 hex")
         acked.append(r.get("id"))
-got = [recv_job(sink) for _ in range(5)]
-c.eq([j[2] for j in got if j], acked, "each job's msg_id is the id in its reply, in order")
-c.eq([j[4] for j in got if j], [["ack-%d" % i] for i in range(5)], "jobs carry their frames")
+got = take_jobs(sink, 5)
+c.eq([j[2] for j in got], acked, "each job's msg_id is the id in its reply, in order")
+c.eq([j[4] for j in got], [["ack-%d" % i] for i in range(5)], "jobs carry their frames")
 
 req = z.sock(zmq.REQ, b.ep("submit"))
 req.send(frame(1, "g1", {"via": "req"}))
-c.check(req.poll(5000), "REQ gets a reply (delimiter kept)")
+c.check(until(lambda: req.poll(0), [sink], 5), "REQ gets a reply (delimiter kept)")
 r = msgpack.unpackb(req.recv(), raw=False) if req.poll(0) else None
-j = recv_job(sink)
+j = (take_jobs(sink, 1) or [None])[0]
 c.check(r is not None and r.get("ok") and j is not None and r["id"] == j[2],
         "REQ submit accepted with the job's id")
 
@@ -79,6 +80,11 @@ c.eq(b.metric("received_total", endpoint="intake"), 3, "received_total{intake}")
 c.eq(b.metric("received_total", endpoint="submit"), 6, "received_total{submit}")
 c.eq(b.metric("duplicates_removed_total"), 2, "duplicates_removed_total counts u1 and 7")
 c.eq(b.metric("forwarded_total", stage="resolve"), 9, "forwarded_total{resolve}")
+c.check(until(lambda: b.metric("link_acks_total", pool="resolve") == 9, [sink]),
+        "the resolver's 9 acks reach the broker (link_acks_total{resolve})")
+c.eq(b.metric("link_in_flight", pool="resolve"), 0, "nothing left in flight")
+c.eq(b.metric("queue_depth", stage="resolve"), 0, "nothing left pending")
+c.eq(sink.bad, 0, "the broker sent the worker nothing malformed")
 c.eq(b.metric("rejected_total"), 0, "nothing rejected")
 
 z.close()

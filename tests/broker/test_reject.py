@@ -9,16 +9,16 @@ import msgpack
 import zmq
 
 import pp_harness as h
-from broker_util import Broker, Zmq, frame, recv_all, recv_job, submit
+from broker_util import Broker, Zmq, frame, spin, submit, take, until
 
 args = h.parse_args()
 c = h.Checks()
 wd = h.workdir("broker-reject")
 b = Broker(args, wd, {"limits": {"max_frame_bytes": 2048}, "log_rejects_per_s": 5})
 z = Zmq()
-sink = z.sock(zmq.PULL, b.ep("resolve"))
+sink = z.worker(b.ep("resolve"), window=1000)
 dealer = z.sock(zmq.DEALER, b.ep("submit"))
-time.sleep(0.3)
+until(lambda: b.metric("link_workers", pool="resolve") == 1, [sink])
 
 MARKER = "SECRETMARKER"
 deep = {}
@@ -44,7 +44,7 @@ cases = [
     ("bad_options", frame(3, "u", {"a": 1}, {"no_such_option": 1})),
 ]
 for reason, payload in cases:
-    r = submit(dealer, payload)
+    r = submit(dealer, payload, workers=[sink])
     c.check(r is not None and r.get("ok") is False and r.get("reason") == reason,
             "%s: rejected with reason %s (%r)" % (reason, reason, r))
     if r:
@@ -65,8 +65,10 @@ for reason, _ in cases + [("multipart", None)]:
     want = 2 if reason == "multipart" else 1
     c.eq(b.metric("rejected_total", reason=reason), want, "rejected_total{%s}" % reason)
 c.eq(b.metric("rejected_total", reason="overloaded"), 0, "overloaded series shown at 0")
+c.eq(b.metric("rejected_total", reason="stopping"), 0, "stopping series shown at 0")
 c.eq(b.metric("accepted_total"), 0, "no rejected frame accepted")
-c.check(recv_job(sink, 300) is None, "no rejected frame reaches the resolvers")
+spin([sink], 0.3)
+c.eq(len(sink.jobs), 0, "no rejected frame reaches the resolvers")
 
 log = b.log()
 c.check("event=frame_rejected endpoint=submit reason=not_msgpack" in log and "size=1 " in log,
@@ -84,11 +86,11 @@ for i in range(20000):
     else:
         push.send(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 40))))
         n_garbage += 1
-got = recv_all(sink, n_good, 10000)
+got = take(sink, n_good, 10)
 c.eq(len(got), n_good, "every good frame in the flood reaches the resolvers")
 ok_ids = sorted(msgpack.unpackb(g, raw=False)[4][0] for g in got)
 c.eq(ok_ids, sorted("good-%d" % i for i in range(n_good)), "the right frames")
-b.wait_metric("received_total", 20000, endpoint="intake")
+b.wait_metric("received_total", 20000, endpoint="intake", workers=[sink])
 rejected = b.metric("rejected_total")
 accepted = b.metric("accepted_total")
 c.eq(accepted, n_good, "accepted_total counts the good frames")
@@ -97,7 +99,7 @@ n_lines = b.log().count("event=frame_rejected")
 c.check(n_lines < 200, "reject logs are rate-limited (%d lines for %d rejects)" %
         (n_lines, rejected))
 c.check("suppressed=" in b.log(), "log lines say how many were suppressed")
-r = submit(dealer, frame(3, "after", {"a": 1}))
+r = submit(dealer, frame(3, "after", {"a": 1}), workers=[sink])
 c.check(r is not None and r.get("ok") is True, "the broker still accepts after the flood")
 
 z.close()

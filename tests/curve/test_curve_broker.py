@@ -172,19 +172,20 @@ resolver = h.Proc([h.binary(args.build_dir, "pushpipe-resolver"), "--config", pa
                    "--metrics-port", rport], os.path.join(wd, "resolver.log"))
 h.wait_port(rport, 10)
 try:
-    h.wait_for(lambda: m("forwarded_total", stage="resolve") >= accepted, 10,
+    h.wait_for(lambda: m("link_jobs_sent_total", pool="resolve") >= accepted, 10,
                what="jobs forwarded to the resolver")
     ck.check(True, "the broker forwards to a resolver with an allowlisted key (%d)" % accepted)
 except AssertionError:
     ck.check(False, "the broker forwards to a resolver with an allowlisted key (forwarded %r)"
-             % m("forwarded_total", stage="resolve"))
+             % m("link_jobs_sent_total", pool="resolve"))
 resolver.stop()
 
 # 7. a resolver whose key is not allowlisted gets nothing
 cfg_bad = dict(cfg, curve=dict(cfg["curve"], secret_cert=os.path.join(certs,
                                                                        "stranger.cert_secret")))
 path_bad = h.write_config(wd, cfg_bad, "stranger.json")
-before = m("forwarded_total", stage="resolve")
+# "Sent to a resolver" is the link's count; forwarded_total counts jobs handed to a pool.
+before = m("link_jobs_sent_total", pool="resolve")
 rport2 = h.free_port()
 resolver2 = h.Proc([h.binary(args.build_dir, "pushpipe-resolver"), "--config", path_bad,
                     "--metrics-port", rport2], os.path.join(wd, "resolver2.log"))
@@ -194,8 +195,8 @@ reply = ask(s, 5000)
 s.close()
 time.sleep(1.0)
 ck.check(reply is not None and reply.get("ok") is True, "another allowlisted push is accepted")
-ck.eq(m("forwarded_total", stage="resolve"), before,
-      "nothing is forwarded to a resolver whose key is not allowlisted")
+ck.eq(m("link_jobs_sent_total", pool="resolve"), before,
+      "nothing is sent to a resolver whose key is not allowlisted")
 resolver2.stop()
 ck.eq(broker.stop(), 0, "the broker stops with exit 0")
 

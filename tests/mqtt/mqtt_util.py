@@ -1,5 +1,6 @@
 """Helpers shared by the mqtt-sender integration tests: the test plays the pushpipe broker
-(a PUSH socket bound on the mqtt_out port, base+6) and a paho-mqtt subscriber."""
+(the hub of the mqtt pool: tests/lib/pp_link.py's FakeHub, a ROUTER bound on the mqtt_out
+port, base+6, speaking docs/link-protocol.md) and a paho-mqtt subscriber."""
 import json
 import os
 import threading
@@ -11,21 +12,30 @@ import paho.mqtt.client as mqtt
 import zmq
 
 import pp_harness as h
+from pp_link import FakeHub
 
 MQTT_OUT = 6  # offset of mqtt_out from the broker's base port (common/pp_endpoints.h)
 
 
 class Feeder:
-    """Binds PUSH on base+6 like the broker, and sends MQTT jobs (proto/pp_job.h)."""
+    """The broker's mqtt_out hub: a FakeHub on base+6, driven by a background thread so that
+    tests can feed jobs (proto/pp_job.h) at any time. Jobs queue in the hub's pending list
+    and go to senders as they grant credit; acks, requeues and deaths are recorded."""
 
-    def __init__(self, base, sndhwm=1000, sndbuf=None):
-        self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.PUSH)
-        self.sock.setsockopt(zmq.SNDHWM, sndhwm)
-        if sndbuf:
-            self.sock.setsockopt(zmq.SNDBUF, sndbuf)
-        self.sock.setsockopt(zmq.LINGER, 2000)
-        self.sock.bind("tcp://127.0.0.1:%d" % (base + MQTT_OUT))
+    def __init__(self, base, heartbeat_ms=1000):
+        self.hub = FakeHub("tcp://127.0.0.1:%d" % (base + MQTT_OUT), heartbeat_ms=heartbeat_ms,
+                           ctx=zmq.Context.instance())
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while self.running:
+            # Poll without the lock (the socket is this thread's alone), then handle under it.
+            self.hub.sock.poll(5, zmq.POLLIN)
+            with self.lock:
+                self.hub.poll(0)
 
     @staticmethod
     def job(payload, topics, qos=-1, msg_id=None):
@@ -33,21 +43,52 @@ class Feeder:
                               int(time.time() * 1e6), list(topics)], use_bin_type=True)
 
     def send(self, payload, topics, qos=-1, msg_id=None):
-        self.sock.send(self.job(payload, topics, qos, msg_id))
-
-    def try_send(self, payload, topics, qos=-1):
-        """Sends without blocking; False when ZMQ holds the job back (peers full)."""
-        try:
-            self.sock.send(self.job(payload, topics, qos), zmq.NOBLOCK)
-            return True
-        except zmq.Again:
-            return False
+        self.send_raw(self.job(payload, topics, qos, msg_id))
 
     def send_raw(self, data):
-        self.sock.send(data)
+        with self.lock:
+            self.hub.enqueue(data)
+
+    def send_many(self, bodies):
+        with self.lock:
+            for b in bodies:
+                self.hub.enqueue(b)
+
+    def stats(self):
+        """A consistent snapshot: pending, in_flight (per worker), acked, requeued, deaths,
+        byes, unknown_acks, workers, max_held (per worker), bad."""
+        with self.lock:
+            hb = self.hub
+            return dict(pending=len(hb.pending), in_flight=hb.in_flight(),
+                        in_flight_by={w: len(v["inflight"]) for w, v in hb.workers.items()},
+                        credit=sum(v["credit"] for v in hb.workers.values()),
+                        acked=len(hb.acked), requeued=hb.requeued, deaths=hb.deaths,
+                        byes=hb.byes, unknown_acks=hb.unknown_acks, workers=len(hb.workers),
+                        max_held=dict(hb.max_held), bad=dict(hb.bad))
+
+    def acked_bodies(self):
+        with self.lock:
+            return [b for (_w, _s, b) in self.hub.acked]
+
+    def acked_by(self):
+        """Number of jobs acked per worker id."""
+        with self.lock:
+            out = {}
+            for w, _s, _b in self.hub.acked:
+                out[w] = out.get(w, 0) + 1
+            return out
+
+    def wait(self, cond, timeout=20.0, what="condition"):
+        try:
+            h.wait_for(lambda: cond(self.stats()), timeout, what=what)
+            return True
+        except AssertionError:
+            return False
 
     def close(self):
-        self.sock.close(0)
+        self.running = False
+        self.thread.join(5)
+        self.hub.close()
 
 
 class Subscriber:

@@ -76,6 +76,9 @@ c.eq(s2.stop(), 0, "wrong password: SIGTERM still exits 0")
 log2 = s2.output()
 c.check("event=drain_incomplete undelivered=1" in log2,
         "the undelivered publish is reported at stop, not dropped silently")
+st2 = feed2.stats()
+c.eq((st2["acked"], st2["pending"], st2["in_flight"], st2["requeued"]), (0, 1, 0, 1),
+     "wrong password: the job was not acked; the sender's bye put it back in the hub's queue")
 
 # 3. TLS with the test's CA, a client certificate and user name/password.
 base3 = h.free_ports(7)
@@ -92,6 +95,9 @@ c.eq(sorted(sub.snapshot()[n0:]), [("auth/user/2", b"{\"via\":\"tls\"}"),
                                     ("auth/user/3", b"{\"via\":\"tls0\"}")],
      "TLS: topics and payloads")
 c.check(m(mp3, "acknowledged_total") >= 2, "TLS: acknowledged")
+c.check(feed1.wait(lambda st: st["acked"] == 1 and st["in_flight"] == 0, 5) and
+        feed3.wait(lambda st: st["acked"] == 2 and st["in_flight"] == 0, 5),
+        "plain and TLS: the hubs saw every job acked")
 
 # 4. TLS whose server certificate does not verify (no CA given): refused, counted, alive.
 base4 = h.free_ports(7)
@@ -107,4 +113,6 @@ c.check(s4.alive(), "TLS without the CA: sender still running")
 for s in (s1, s3, s4):
     c.eq(s.stop(), 0, "SIGTERM exits 0 (%s)" % os.path.basename(s.log_path))
 sub.stop()
+for f in (feed1, feed2, feed3):
+    f.close()
 c.finish()

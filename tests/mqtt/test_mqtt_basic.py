@@ -1,6 +1,8 @@
-"""mqtt-sender against a real mosquitto: user and group topics, QoS 0 and 1, the exact
-payload bytes, the default QoS, bad jobs and bad topics counted (not a crash), bad configuration (exit 2), and a
-SIGTERM that exits 0 once the acknowledgements are in."""
+"""mqtt-sender against a real mosquitto, fed by a FakeHub (the broker's side of the link):
+user and group topics, QoS 0 and 1, the exact payload bytes, the default QoS, every job
+acked to the hub once its publishes are done, bad jobs and bad topics counted (not a crash)
+and acked, bad configuration (exit 2), and a SIGTERM that exits 0 once what the sender holds
+is acknowledged (the rest stays with the hub and goes to the next sender)."""
 import json
 import signal
 import time
@@ -57,6 +59,10 @@ sub.c.on_message = sub._on_message
 c.check(wait_metric(mport, "acknowledged_total", 12), "acknowledged_total reached 12")
 c.eq(m(mport, "published_total"), 12.0, "published_total is 12")
 c.eq(m(mport, "jobs_total"), 6.0, "jobs_total is 6")
+c.check(feed.wait(lambda st: st["acked"] >= 6), "the hub saw all 6 jobs acked")
+st = feed.stats()
+c.eq((st["in_flight"], st["pending"], st["requeued"]), (0, 0, 0),
+     "the hub holds nothing in flight, nothing pending, nothing requeued")
 
 # Bad input: not msgpack, wrong kind, a bad topic among good ones. Counted, no crash.
 before_bad = sub.count()
@@ -74,14 +80,18 @@ time.sleep(0.2)
 c.eq(sorted(t for t, p in sub.snapshot()[before_bad:]),
      ["%s/user/ok1" % prefix, "%s/user/ok2" % prefix], "exactly the two good topics arrived")
 c.check(sender.alive(), "sender still running after bad input")
+c.check(feed.wait(lambda st: st["acked"] >= 10 and st["in_flight"] == 0),
+        "bad jobs acked at once, the partly bad job acked once its good topics were done")
+c.eq(m(mport, "jobs_acked_total"), 10.0, "jobs_acked_total is 10 (7 good, 3 bad)")
 
-# A stream at QoS 1, then SIGTERM straight away: exit 0 only after the acknowledgements.
+# A stream at QoS 1, then SIGTERM in the middle: exit 0 only after what the sender holds
+# is acknowledged by MQTT and acked to the hub; the hub keeps the rest for the next sender.
 n = 20000
+acked_before = feed.stats()["acked"]
 jobs_before = m(mport, "jobs_total")
-for i in range(n // 10):
-    feed.send("{\"i\":%d}" % i, ["%s/s/%d/%d" % (prefix, i, k) for k in range(10)], qos=1)
-# SIGTERM as soon as the sender holds every job (most still buffered or in flight).
-h.wait_for(lambda: m(mport, "jobs_total") >= jobs_before + n // 10, 20, interval=0.005,
+feed.send_many(Feeder.job("{\"i\":%d}" % i, ["%s/s/%d/%d" % (prefix, i, k) for k in range(10)],
+                          qos=1) for i in range(n // 10))
+h.wait_for(lambda: m(mport, "jobs_total") >= jobs_before + 300, 20, interval=0.005,
            what="jobs taken")
 sender.signal(signal.SIGTERM)
 try:
@@ -95,9 +105,28 @@ for line in log.splitlines():
         print("     " + line)
 c.check("event=draining" in log and "event=stopped" in log, "drain and stop were logged")
 c.check("drain_incomplete" not in log, "no publish left undelivered at stop")
+st = feed.stats()
+print("     hub after SIGTERM: acked=%d (of the stream) pending=%d in_flight=%d requeued=%d "
+      "byes=%d deaths=%d" % (st["acked"] - acked_before, st["pending"], st["in_flight"],
+                              st["requeued"], st["byes"], st["deaths"]))
+c.eq((st["in_flight"], st["byes"], st["deaths"]), (0, 1, 0),
+     "the sender said bye: the hub holds nothing for it, no death declared")
+stream_acked = st["acked"] - acked_before
+c.check(0 < stream_acked < n // 10 and st["pending"] == n // 10 - stream_acked,
+        "the jobs not acked are back in (or still in) the hub's pending queue")
+sub.wait_count(before_bad + 2 + 10 * stream_acked, timeout=10)
+stream = set(t for t, p in sub.snapshot() if t.startswith("%s/s/" % prefix))
+c.eq(len(stream), 10 * stream_acked,
+     "every publish of the jobs the sender acked reached the subscriber")
+
+# A new sender takes what the hub kept: the whole stream arrives.
+sender2, mport2 = start_sender(args, wd, base, mosq.port, name="sender2")
+c.check(feed.wait(lambda st: st["acked"] - acked_before >= n // 10, timeout=30),
+        "a second sender finished the stream: the hub saw every job acked")
 sub.wait_count(before_bad + 2 + n, timeout=10)
 stream = set(t for t, p in sub.snapshot() if t.startswith("%s/s/" % prefix))
-c.eq(len(stream), n, "every publish of the stream taken before SIGTERM reached the subscriber")
+c.eq(len(stream), n, "every publish of the stream reached the subscriber")
+c.eq(sender2.stop(), 0, "second sender: SIGTERM exits 0")
 
 # Bad configuration: exit 2 before connecting anything, the error names the key.
 import os
@@ -105,6 +134,8 @@ import subprocess
 binary = h.binary(args.build_dir, "pushpipe-mqtt-sender")
 for bad, key in (({"qos": 3}, "mqtt_sender.qos"), ({"uri": "http://x:1"}, "mqtt_sender.uri"),
                  ({"windw": 10}, "mqtt_sender.windw"),
+                 ({"link": {"window": 0}}, "mqtt_sender.link.window"),
+                 ({"rcvhwm": 100}, "mqtt_sender.rcvhwm"),
                  ({"tls": {"ca_file": "/nonexistent.pem"}}, "mqtt_sender.tls.ca_file")):
     path = h.write_config(wd, {"mqtt_sender": bad}, "bad.json")
     r = subprocess.run([binary, "--config", path], capture_output=True, timeout=10)

@@ -39,10 +39,13 @@ feed0.send("{\"early\":1}", ["rs/early/1", "rs/early/2"], qos=1)
 c.check(wait_metric(mport0, "connect_failures_total", 2, timeout=15, reason="unreachable"),
         "no MQTT broker yet: connection attempts fail, are counted and retried")
 c.check(wait_metric(mport0, "buffered", 2), "the job waits in the buffer")
+st0 = feed0.stats()
+c.eq((st0["acked"], st0["in_flight"]), (0, 1), "the job is held, not acked, while MQTT is down")
 late = h.Mosquitto(wd, port=late_port)
 c.check(wait_metric(mport0, "acknowledged_total", 2, timeout=15),
         "mosquitto started later: both publishes acknowledged by it")
 c.eq(early.stop(), 0, "SIGTERM exits 0")
+c.eq(feed0.stats()["acked"], 1, "the hub saw the job acked only after MQTT acknowledged it")
 late.stop()
 feed0.close()
 # "user root": mosquitto started as root drops to user "mosquitto", which cannot write its
@@ -130,6 +133,12 @@ c.eq(m(mport, "published_total"),
      "each publish handed to paho ended exactly once: acknowledged, re-queued or failed")
 c.eq(m(mport, "in_flight"), 0.0, "nothing left in flight")
 c.eq(m(mport, "buffered"), 0.0, "nothing left buffered")
+c.check(feed.wait(lambda st: st["acked"] == 2 * jobs and st["in_flight"] == 0, 10),
+        "the hub saw every job acked (%d), though MQTT went away twice" % (2 * jobs))
+st = feed.stats()
+c.eq((st["deaths"], st["requeued"]), (0, 0),
+     "the link stayed up while MQTT was down (heartbeats): no death, nothing requeued")
 c.eq(sender.stop(), 0, "SIGTERM exits 0")
 sub.stop()
+feed.close()
 c.finish()

@@ -1,6 +1,7 @@
 """Several mqtt-senders on one broker share the work: two senders with the same
-configuration both take jobs and every publish arrives exactly once; a third one started
-later, with no change anywhere else, takes jobs too."""
+configuration both take jobs from the hub (FakeHub, the broker's side of the link) and every
+publish arrives exactly once; a third one started later, with no change anywhere else,
+takes jobs too. The hub sees every job acked once."""
 import json
 import time
 
@@ -24,7 +25,7 @@ for i in range(2):
     senders.append(p)
 for mp in mports[:2]:
     wait_metric(mp, "mqtt_connected", 1, timeout=10)
-time.sleep(0.3)  # both ZMQ connections up, so PUSH deals to both
+c.check(feed.wait(lambda st: st["workers"] == 2, 10), "both senders granted the hub credit")
 
 jobs, per_job = 1000, 10
 for i in range(jobs):
@@ -41,12 +42,16 @@ print("     jobs taken: sender0=%d sender1=%d" % tuple(j))
 c.check(j[0] > 0 and j[1] > 0, "both senders took jobs")
 c.eq(sum(j), float(jobs), "the jobs were split, none taken twice")
 c.check(min(j) >= jobs * 0.3, "the split is roughly fair (each >= 30%)")
+c.check(feed.wait(lambda st: st["acked"] >= jobs and st["in_flight"] == 0, 10),
+        "the hub saw every job acked")
+c.eq(sorted(feed.acked_by().values()), sorted(int(x) for x in j),
+     "each sender acked exactly the jobs it took")
 
 # A third sender, same configuration: adds capacity without touching anything else.
 p, _ = start_sender(args, wd, base, mosq.port, name="s2", metrics_port=mports[2])
 senders.append(p)
 wait_metric(mports[2], "mqtt_connected", 1, timeout=10)
-time.sleep(0.3)
+feed.wait(lambda st: st["workers"] == 3, 10)
 n0 = sub.count()
 for i in range(300):
     feed.send(json.dumps({"late": i}), ["share/group/%d" % i], qos=1)
@@ -63,5 +68,9 @@ for s in senders:
 c.eq(len(ids), 3, "three distinct default client ids")
 for s in senders:
     c.eq(s.stop(), 0, "SIGTERM exits 0 (%s)" % s.log_path.rsplit("/", 1)[1])
+st = feed.stats()
+c.eq((st["acked"], st["requeued"], st["deaths"], st["byes"]), (jobs + 300, 0, 0, 3),
+     "hub: all %d jobs acked, none requeued, three byes" % (jobs + 300))
 sub.stop()
+feed.close()
 c.finish()

@@ -189,6 +189,50 @@ static void test_bad_jobs(void **state)
     assert_non_null(why);
 }
 
+/* The done callback fires once, with the last reference: only when every publish of the
+   job, popped, retried at the head or still queued, has been released. */
+static int s_done_calls;
+static uint64_t s_done_seq;
+static void s_on_done(void *ctx, uint64_t seq)
+{
+    assert_ptr_equal(ctx, &s_done_calls);
+    s_done_calls++;
+    s_done_seq = seq;
+}
+
+static void test_done_when_all_publishes_finished(void **state)
+{
+    (void)state;
+    s_done_calls = 0;
+    pp_pubq_t *q = pp_pubq_new(100);
+    pp_pubjob_t *job = s_job(3, 1, "{}");
+    pp_pubjob_on_done(job, s_on_done, &s_done_calls, 42);
+    pp_pubq_push_job(q, job);
+    pp_pub_t a, b, c;
+    assert_true(pp_pubq_pop(q, &a));
+    assert_true(pp_pubq_pop(q, &b));
+    pp_pub_release(&a);
+    assert_int_equal(s_done_calls, 0); /* two publishes still open */
+    pp_pubq_push_front(q, &b);         /* a retry keeps the job open */
+    assert_true(pp_pubq_pop(q, &b));
+    assert_true(pp_pubq_pop(q, &c));
+    pp_pub_release(&c);
+    assert_int_equal(s_done_calls, 0);
+    pp_pub_release(&b);
+    assert_int_equal(s_done_calls, 1);
+    assert_int_equal(s_done_seq, 42);
+    assert_int_equal(pp_pubq_len(q), 0);
+
+    /* Destroying a queue that still holds the job also ends it: the caller decides, in its
+       callback, whether that counts (the sender ignores it at shutdown). */
+    s_done_calls = 0;
+    job = s_job(2, 1, "{}");
+    pp_pubjob_on_done(job, s_on_done, &s_done_calls, 7);
+    pp_pubq_push_job(q, job);
+    pp_pubq_destroy(&q);
+    assert_int_equal(s_done_calls, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +241,7 @@ int main(void)
         cmocka_unit_test(test_push_front_goes_first),
         cmocka_unit_test(test_bound_and_growth),
         cmocka_unit_test(test_bad_jobs),
+        cmocka_unit_test(test_done_when_all_publishes_finished),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 """Resolver under faults: Redis stopped and started again on the same port in the middle
 of a stream of messages and in the middle of a streamed (SSCAN) group; SIGTERM while Redis
-is down. Every expected delivery must happen exactly once."""
+is down (the message stays unacknowledged and goes back to the broker). Every expected
+delivery must happen exactly once."""
 import time
 
 import sys
@@ -18,8 +19,8 @@ r = redis.client()
 base = h.free_ports(7)
 broker = R.Broker(base, rcvhwm=1)
 mport = h.free_port()
-cfg = R.resolver_config(redis.port, out_hwm=1, group_scan_threshold=1000, scan_count=200,
-                        batch={"max_targets": 4}, drain_timeout_ms=1000)
+cfg = R.resolver_config(redis.port, link={"send_hwm": 16}, group_scan_threshold=1000, scan_count=200,
+                        batch={"max_targets": 1}, drain_timeout_ms=1000)
 proc = R.start_resolver(args, wd, broker, cfg, metrics_port=mport)
 h.wait_port(mport)
 
@@ -73,6 +74,7 @@ c.eq(sum(len(v) for v in apns.values()) + sum(len(v) for v in mqtt.values()), N,
      "restart mid-stream: no extra deliveries")
 c.check(metric("redis_errors_total") > err0, "restart mid-stream: redis_errors_total counted")
 c.check(metric("redis_reconnects_total") >= 1, "restart mid-stream: redis_reconnects_total")
+broker.check_link(c, "restart mid-stream")
 
 # --- B: Redis restart in the middle of a streamed group ---------------------------------
 broker.reset()
@@ -92,10 +94,13 @@ for i in range(0, G, 4000):
     r.sadd("GroupAppleUser:gs", *["G%d" % k for k in range(i, i + 4000)])
 r.save()
 restarts0 = metric("scan_restarts_total")
-# About 3,000 APNS jobs of ~4 KB: far more than the socket buffers hold, so the resolver
-# blocks in the middle of the scan while this script does not read.
+# 12,000 APNS jobs of ~4 KB (one target each): far more than the socket buffers hold (hub
+# receive HWM 1, resolver link.send_hwm 16, ~10 MB of loopback TCP buffers), so the resolver
+# waits in the middle of the scan while this script does not read.
 broker.send("m-gs", 1, ["gs"], {"alert": "x", "pad": "p" * 3900})
-broker.collect(until=lambda: len(broker.apns_jobs) >= 20, timeout=10, quiet=0)
+t_end = time.time() + 10
+while len(broker.apns_jobs) < 20 and time.time() < t_end:
+    broker.poll(1)  # short steps: stop reading soon after the first jobs
 before = sum(len(j[11]) for j in broker.apns_jobs)
 c.check(0 < before < G, "restart mid-scan: the scan is under way (%d of %d)" % (before, G))
 restart_redis(0.5)
@@ -106,16 +111,25 @@ c.eq(len(got), G, "restart mid-scan: number of targets (no loss, no duplicate)")
 c.check(set(got) == want, "restart mid-scan: exact set of tokens")
 c.check(metric("scan_restarts_total") > restarts0, "restart mid-scan: scan restarted after reconnect")
 c.eq(broker.topics("m-gs"), ["push/group/gs"], "restart mid-scan: one group publish")
+c.check(metric("outputs_blocked_total") > 0, "restart mid-scan: outputs waited for the broker")
+broker.check_link(c, "restart mid-scan")
 
 # --- C: SIGTERM while Redis is down ---------------------------------------------------
 redis.stop()
 broker.reset()
 broker.send("m-down", 3, ["s0"], {"alert": "x"})
-time.sleep(0.8)
+broker.poll(800)  # the hub hands the job over and keeps the link alive
 c.eq(broker.apns_jobs + broker.mqtt_jobs, [], "redis down: nothing delivered meanwhile")
 c.check(proc.alive(), "redis down: resolver keeps running")
+c.eq(broker.hub.in_flight(), 1, "redis down: the message is held, not acked")
+acked0 = len(broker.hub.acked)
 rc = proc.stop(timeout=15)  # None if it had to be killed
 c.eq(rc, 0, "SIGTERM while Redis is down: exit 0 (within drain_timeout_ms)")
 c.check("message_abandoned" in proc.output(), "SIGTERM while Redis is down: abandonment logged")
+broker.poll(300)  # reads the resolver's "B"
+c.eq(len(broker.hub.acked), acked0, "SIGTERM while Redis is down: the message was not acked")
+c.eq(broker.hub.byes, 1, "SIGTERM: the resolver said bye")
+c.eq([R.resolve_msg_id(b) for b in broker.hub.pending], ["m-down"],
+     "SIGTERM while Redis is down: the message is back with the broker for another resolver")
 broker.close()
 c.finish()

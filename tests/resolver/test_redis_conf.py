@@ -27,9 +27,25 @@ def check_delivery(what, redis_cfg, client, redis_port):
     broker.collect(until=lambda: broker.apns_jobs, timeout=10)
     c.eq(broker.apns_targets("m-" + what), [("p1", TOK, "com.p", "production")],
          "%s: user looked up and delivered" % what)
+    broker.check_link(c, what)
     c.eq(proc.stop(), 0, "%s: exit 0" % what)
     broker.close()
 
+
+# configuration of the link: a batch larger than the window, and the removed PUSH settings
+for what, extra, key in (("batch over window", {"message_batch": 300, "link": {"window": 256}},
+                          "resolver.message_batch"),
+                         ("removed out_hwm", {"out_hwm": 100}, "out_hwm")):
+    cfg = R.resolver_config(6379, **extra)
+    b = R.Broker(h.free_ports(7))
+    p = R.start_resolver(args, wd, b, cfg, name="resolver-badcfg")
+    try:
+        rc = p.p.wait(10)
+    except Exception:  # noqa: BLE001 - a resolver that keeps running fails the check below
+        rc = None
+    c.eq(rc, 2, "config %s: exit 2" % what)
+    c.check(key in p.output(), "config %s: the key is named" % what)
+    b.close()
 
 # password
 rp = h.Redis(wd, password="s3cret pass")
@@ -45,9 +61,11 @@ proc = R.start_resolver(args, wd, broker,
                         name="resolver-wrongpass", metrics_port=mport)
 h.wait_port(mport)
 broker.send("m-wrong", 3, ["p1"], {"alert": "x"})
-h.wait_for(lambda: h.metric(mport, "redis_errors_total") >= 2, 10, what="redis errors")
+broker.collect(until=lambda: h.metric(mport, "redis_errors_total") >= 2, timeout=10, quiet=0)
+c.check(h.metric(mport, "redis_errors_total") >= 2, "wrong password: redis errors counted")
 broker.poll(300)
 c.eq(broker.apns_jobs + broker.mqtt_jobs, [], "wrong password: nothing delivered")
+c.eq(broker.hub.in_flight(), 1, "wrong password: the message is held, not acked")
 c.check(proc.alive(), "wrong password: resolver alive")
 c.eq(h.metric(mport, "redis_up"), 0, "wrong password: redis_up is 0")
 c.eq(proc.stop(), 0, "wrong password: exit 0 on SIGTERM")
@@ -89,6 +107,7 @@ c.eq(sorted(per_msg.values()), [1] * M, "two resolvers: every message resolved e
 counts = [h.metric(p, "messages_total") for p in ports]
 c.check(all(n > 0 for n in counts) and sum(counts) == M,
         "two resolvers: both took a share (%s)" % counts)
+broker.check_link(c, "two resolvers")
 for i, pr in enumerate(procs):
     c.eq(pr.stop(), 0, "two resolvers: resolver %d exits 0" % i)
 broker.close()

@@ -15,9 +15,12 @@ wd = h.workdir("resolver-rules")
 redis = h.Redis(wd)
 r = redis.client()
 base = h.free_ports(7)
-broker = R.Broker(base)
+# A short heartbeat (hub timeout 3 x 250 ms): a resolver that does not tick the link in a
+# long loop (the 20,000-member scan, the batching of 1,200 tokens) would be declared dead.
+broker = R.Broker(base, heartbeat_ms=250)
 mport = h.free_port()
-proc = R.start_resolver(args, wd, broker, R.resolver_config(redis.port), metrics_port=mport)
+proc = R.start_resolver(args, wd, broker, R.resolver_config(redis.port, link={"heartbeat_ms": 250}),
+                        metrics_port=mport)
 h.wait_port(mport)
 
 
@@ -225,12 +228,18 @@ c.eq(metric("bad_reply_total", kind="bad_utf8") - u80, 1, "wrong shape: non-UTF-
 
 # --- bad RESOLVE jobs -----------------------------------------------------------------
 bj0 = metric("bad_jobs_total")
+# queued together, so that the resolver takes them in one batch: a bad job between
+# batchable single-user messages must be acked too
+broker.send("m-before-bad", 3, ["u2"], {"alert": "x"})
 broker.send_raw(b"\x93garbage")
 broker.send_raw(R.resolve_frame("m-badtype", 7, ["u1"], {"a": 1}))
 run("m-after-bad", 3, ["u1"], {"alert": "x"}, want_apns=[1])
 c.eq(metric("bad_jobs_total") - bj0, 2, "bad jobs: counted")
 c.eq(len(broker.apns_targets("m-after-bad")), 1, "bad jobs: resolver goes on")
+c.eq(len(broker.apns_targets("m-before-bad")), 1, "bad jobs: the message before them resolved")
 
+broker.check_link(c, "link")
+c.eq(broker.bad_outputs, [], "link: every output is an APNS or MQTT job")
 c.check(proc.alive(), "resolver still running")
 c.eq(proc.stop(), 0, "SIGTERM: exit 0")
 broker.close()
