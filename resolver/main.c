@@ -88,7 +88,7 @@ static void s_read_config(pp_config_t *c, s_config_t *cfg)
         (size_t)pp_config_int(c, "resolver.scan_dedupe_max", 2000000, 0, 1000000000);
     rc->message_batch = (size_t)pp_config_int(c, "resolver.message_batch", 256, 1, 100000);
     rc->drain_ms = (int)pp_config_int(c, "resolver.drain_timeout_ms", 5000, 0, 600000);
-    cfg->window = (uint32_t)pp_config_int(c, "resolver.link.window", 256, 1, PP_LINK_MAX_WINDOW);
+    cfg->window = (uint32_t)pp_config_int(c, "resolver.link.window", 1024, 1, PP_LINK_MAX_WINDOW);
     cfg->heartbeat_ms = (uint32_t)pp_config_int(c, "resolver.link.heartbeat_ms", 1000, 10, 60000);
     cfg->send_hwm = (int)pp_config_int(c, "resolver.link.send_hwm", 1000, 16, 1000000);
     /* A batch is taken from the jobs held; a smaller window would silently cap it. */

@@ -35,6 +35,18 @@ typedef struct {
     uint64_t seq;    /* its link sequence number, acknowledged once all its outputs are sent */
 } s_msg_t;
 
+/*  One pipelined HMGET round of small messages received together (at most two: while the
+    replies of one are handled, the next is already with Redis, and the link brings the
+    following jobs meanwhile). Its messages and their frames are one half of r->msgs /
+    r->frames; their users are ids[0..n_ids). */
+typedef struct {
+    unsigned half;
+    size_t n_msgs;
+    pp_str_t *ids; /* pipeline entries, pointing into the messages' frames */
+    size_t n_ids;
+    bool sent; /* sent to Redis, replies not read yet */
+} s_round_t;
+
 struct pp_resolver_t {
     pp_resolver_cfg_t cfg;
     pp_userdb_t *db;
@@ -44,15 +56,26 @@ struct pp_resolver_t {
     pp_fanout_t *fanout;
     pp_idset_t *seen;
     pp_user_fields_t *fields; /* pipeline entries */
-    zmq_msg_t *frames;        /* message_batch job bodies received at once */
+    zmq_msg_t *frames;        /* 2 halves of message_batch job bodies received at once */
     s_msg_t *msgs;            /* their decoded jobs */
-    pp_str_t *ids;            /* scratch: the valid ids of the message or of a scan page */
+    s_round_t rounds[2];      /* HMGET rounds of small messages in flight, oldest first */
+    size_t n_rounds;
+    pp_str_t *round_ids[2]; /* the rounds' pipeline entries, one array per half */
+    pp_str_t *ids;          /* scratch: the valid ids of the message or of a scan page */
     size_t ids_cap;
     uint64_t stop_at_ms; /* when SIGTERM was first seen while busy, 0 before */
     /* the message in hand */
     const pp_resolve_job_t *job;
     bool apns_ok;              /* the message has a usable APNs payload */
     pp_apns_payload_t payload; /* of the message in hand (one message at a time) */
+    /* What r->payload was built from, while it is valid: a message with the same data and
+       options reuses it (single-user messages of one campaign carry the same data). */
+    char *payload_data;
+    size_t payload_data_len, payload_data_cap;
+    char payload_push_type[32];
+    size_t payload_push_type_len;
+    int payload_priority;
+    bool payload_cached;
     pp_ratelimit_t rl_job, rl_token, rl_msg;
     pp_metric_t *m_messages[4], *m_bad_jobs, *m_skipped[SK_COUNT], *m_invalid_token;
     pp_metric_t *m_env_defaulted, *m_ident_defaulted, *m_too_large, *m_payload_bad;
@@ -136,14 +159,16 @@ pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metri
     r->fanout = pp_fanout_new(&cfg->fanout, metrics, s_send, r);
     r->seen = pp_idset_new(cfg->scan_dedupe_max);
     r->fields = calloc(cfg->pipeline, sizeof *r->fields);
-    r->frames = calloc(cfg->message_batch, sizeof *r->frames);
-    r->msgs = calloc(cfg->message_batch, sizeof *r->msgs);
-    if (!r->fanout || !r->seen || !r->fields || !r->frames || !r->msgs ||
-        s_reserve_ids(r, cfg->pipeline) != 0) {
+    r->frames = calloc(2 * cfg->message_batch, sizeof *r->frames);
+    r->msgs = calloc(2 * cfg->message_batch, sizeof *r->msgs);
+    r->round_ids[0] = calloc(cfg->pipeline, sizeof *r->round_ids[0]);
+    r->round_ids[1] = calloc(cfg->pipeline, sizeof *r->round_ids[1]);
+    if (!r->fanout || !r->seen || !r->fields || !r->frames || !r->msgs || !r->round_ids[0] ||
+        !r->round_ids[1] || s_reserve_ids(r, cfg->pipeline) != 0) {
         pp_resolver_destroy(&r);
         return NULL;
     }
-    for (size_t i = 0; i < cfg->message_batch; i++)
+    for (size_t i = 0; i < 2 * cfg->message_batch; i++)
         zmq_msg_init(&r->frames[i]);
     return r;
 }
@@ -155,11 +180,14 @@ void pp_resolver_destroy(pp_resolver_t **p)
     pp_fanout_destroy(&r->fanout);
     pp_idset_destroy(&r->seen);
     pp_apns_payload_clear(&r->payload);
+    free(r->payload_data);
     free(r->fields);
     if (r->frames)
-        for (size_t i = 0; i < r->cfg.message_batch; i++)
+        for (size_t i = 0; i < 2 * r->cfg.message_batch; i++)
             zmq_msg_close(&r->frames[i]);
     free(r->frames);
+    free(r->round_ids[0]);
+    free(r->round_ids[1]);
     free(r->msgs);
     free(r->ids);
     free(r);
@@ -440,6 +468,27 @@ static void s_bad_job(pp_resolver_t *r, const char *why, size_t len)
         pp_warn("bad_resolve_job", "reason=%s bytes=%zu suppressed=%u", why, len, suppressed);
 }
 
+/*  Remembers what r->payload was built from (not when the key is unusually large: the
+    copy would cost more than it saves, and its buffer would stay allocated). */
+static void s_payload_remember(pp_resolver_t *r, const pp_resolve_job_t *job)
+{
+    pp_str_t pt = job->opts.apns_push_type;
+    size_t len = job->data_json.len;
+    if (pt.len > sizeof r->payload_push_type || len > 2 * PP_APNS_MAX_PAYLOAD_VOIP) return;
+    if (len > r->payload_data_cap) {
+        char *buf = realloc(r->payload_data, len);
+        if (!buf) return;
+        r->payload_data = buf;
+        r->payload_data_cap = len;
+    }
+    if (len) memcpy(r->payload_data, job->data_json.ptr, len);
+    r->payload_data_len = len;
+    if (pt.len) memcpy(r->payload_push_type, pt.ptr, pt.len);
+    r->payload_push_type_len = pt.len;
+    r->payload_priority = job->opts.apns_priority;
+    r->payload_cached = true;
+}
+
 /*  Builds the message's APNs payload in r->payload when it may use APNs; sets r->apns_ok.
     The payload lives until the next message's (or pp_resolver_destroy). */
 static void s_payload(pp_resolver_t *r)
@@ -447,11 +496,25 @@ static void s_payload(pp_resolver_t *r)
     const pp_resolve_job_t *job = r->job;
     r->apns_ok = false;
     if (!(job->opts.channels & PP_CH_APNS)) return;
+    pp_str_t pt = job->opts.apns_push_type;
+    /* The payload depends only on (data, push type option, priority option): a message
+       equal in those to the one the payload was built for reuses it. Building it (a jansson
+       parse and dump) was the largest cost of a single-user message. */
+    if (r->payload_cached && r->payload_data_len == job->data_json.len &&
+        r->payload_push_type_len == pt.len && r->payload_priority == job->opts.apns_priority &&
+        (pt.len == 0 || memcmp(r->payload_push_type, pt.ptr, pt.len) == 0) &&
+        (job->data_json.len == 0 ||
+         memcmp(r->payload_data, job->data_json.ptr, job->data_json.len) == 0)) {
+        r->apns_ok = true;
+        return;
+    }
+    r->payload_cached = false;
     pp_apns_payload_clear(&r->payload);
     const char *why = NULL;
-    if (pp_apns_payload_build(job->data_json, job->opts.apns_push_type, job->opts.apns_priority,
-                              &r->payload, &why) == 0) {
+    if (pp_apns_payload_build(job->data_json, pt, job->opts.apns_priority, &r->payload, &why) ==
+        0) {
         r->apns_ok = true;
+        s_payload_remember(r, job);
         return;
     }
     pp_metric_inc(strcmp(why, "too_large") == 0 ? r->m_too_large : r->m_payload_bad);
@@ -571,14 +634,14 @@ static void s_resolve_all(pp_resolver_t *r, s_msg_t *msgs, size_t n)
     }
 }
 
-/*  Receives up to message_batch jobs without waiting into r->frames / r->msgs[].seq.
+/*  Receives up to message_batch jobs without waiting into frames[] / msgs[].seq (one half).
     Returns how many. */
-static size_t s_receive(pp_resolver_t *r)
+static size_t s_receive(pp_resolver_t *r, s_msg_t *msgs, zmq_msg_t *frames)
 {
     size_t n = 0;
     while (n < r->cfg.message_batch) {
-        memset(&r->msgs[n], 0, sizeof r->msgs[n]);
-        int rc = pp_link_recv(r->link, &r->msgs[n].seq, &r->frames[n]);
+        memset(&msgs[n], 0, sizeof msgs[n]);
+        int rc = pp_link_recv(r->link, &msgs[n].seq, &frames[n]);
         if (rc == 1) {
             n++;
             continue;
@@ -594,22 +657,125 @@ static size_t s_receive(pp_resolver_t *r)
     return n;
 }
 
-/*  Waits up to max_ms for jobs, then resolves and acknowledges every job received. */
+/*  Frees the decoded jobs and bodies of n messages now (not at the next receive). */
+static void s_release(s_msg_t *msgs, zmq_msg_t *frames, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].decoded) pp_resolve_job_clear(&msgs[i].job);
+        msgs[i].decoded = false;
+        zmq_msg_close(&frames[i]);
+        zmq_msg_init(&frames[i]);
+    }
+}
+
+/*  Starts a round of the n messages just received into half h when all of them are small
+    type 2/3 messages whose users fit one pipelined HMGET: their users are sent to Redis now
+    and read later (s_round_finish). Returns false, with nothing started, otherwise. */
+static bool s_round_start(pp_resolver_t *r, unsigned h, size_t n)
+{
+    s_msg_t *msgs = r->msgs + h * r->cfg.message_batch;
+    size_t ids = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i].decoded) continue;
+        if (!s_batchable(r, &msgs[i].job)) return false;
+        ids += msgs[i].job.n_ids;
+    }
+    if (ids > r->cfg.pipeline) return false;
+    s_round_t *rd = &r->rounds[r->n_rounds++];
+    rd->half = h;
+    rd->n_msgs = n;
+    rd->ids = r->round_ids[h];
+    rd->n_ids = 0;
+    for (size_t i = 0; i < n; i++) {
+        s_msg_t *m = &msgs[i];
+        if (!m->decoded) continue;
+        r->job = &m->job; /* for the skip log lines */
+        m->first = rd->n_ids;
+        m->n = s_prepare_ids(r, &m->job, rd->ids + rd->n_ids);
+        rd->n_ids += m->n;
+    }
+    r->job = NULL;
+    /* A failed send drops the connection: s_round_finish recovers and sends again. */
+    rd->sent = rd->n_ids == 0 || pp_userdb_users_send(r->db, rd->ids, rd->n_ids) == 0;
+    return true;
+}
+
+/*  Reads the oldest round's replies (sending again, in order, every round lost with a
+    connection), resolves its messages in order, acks each and frees them. Returns 0, or -1
+    when Redis was given up at shutdown (its messages are then left unacknowledged). */
+static int s_round_finish(pp_resolver_t *r)
+{
+    s_round_t *rd = &r->rounds[0];
+    int rc = 0;
+    size_t got = 0;
+    while (rd->n_ids > 0) {
+        for (size_t i = 0; rc == 0 && i < r->n_rounds; i++) {
+            s_round_t *o = &r->rounds[i];
+            if (o->sent) continue;
+            if (pp_userdb_users_send(r->db, o->ids, o->n_ids) != 0)
+                rc = -1;
+            else
+                o->sent = true;
+        }
+        if (rc == 0 && pp_userdb_users_recv(r->db, rd->ids, r->fields, &got) == 0) break;
+        rc = 0;
+        if (pp_userdb_recover(r->db, s_give_up, r) != 0) {
+            rc = -1;
+            break;
+        }
+        for (size_t i = 0; i < r->n_rounds; i++) /* in flight on the lost connection */
+            r->rounds[i].sent = r->rounds[i].n_ids == 0;
+    }
+    s_msg_t *msgs = r->msgs + rd->half * r->cfg.message_batch;
+    for (size_t k = 0; k < rd->n_msgs; k++) {
+        s_msg_t *m = &msgs[k];
+        if (!m->decoded) {
+            pp_link_ack(r->link, m->seq); /* in order, like in s_resolve_all */
+            continue;
+        }
+        s_msg_begin(r, m);
+        for (size_t u = 0; rc == 0 && u < m->n; u++)
+            s_apply(r, rd->ids[m->first + u], &r->fields[m->first + u], false);
+        s_msg_end(r, m, rc);
+    }
+    s_release(msgs, r->frames + rd->half * r->cfg.message_batch, rd->n_msgs);
+    r->rounds[0] = r->rounds[1];
+    r->n_rounds--;
+    pp_link_tick(r->link); /* the acks (and so new credit) go out while Redis works */
+    r->last_tick_ms = pp_mono_ms();
+    return rc;
+}
+
+/*  Waits up to max_ms for jobs (not at all while a round is in flight), then resolves and
+    acknowledges every job received. Small messages received together become one pipelined
+    round that is read only after the next round was sent (or when no job is waiting):
+    Redis, the resolver and the broker work at the same time instead of in turn. */
 static void s_step(pp_resolver_t *r, int max_ms)
 {
     int t = pp_link_tick(r->link);
     r->last_tick_ms = pp_mono_ms();
+    if (r->n_rounds > 0) t = 0;
     zmq_pollitem_t it = {pp_link_socket(r->link), 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, t < max_ms ? t : max_ms) <= 0 || !(it.revents & ZMQ_POLLIN)) return;
-    size_t n = s_receive(r);
-    for (size_t i = 0; i < n; i++)
-        s_decode(r, &r->msgs[i], zmq_msg_data(&r->frames[i]), zmq_msg_size(&r->frames[i]));
-    s_resolve_all(r, r->msgs, n);
-    for (size_t i = 0; i < n; i++) {
-        if (r->msgs[i].decoded) pp_resolve_job_clear(&r->msgs[i].job);
-        zmq_msg_close(&r->frames[i]); /* frees the body now, not at the next receive */
-        zmq_msg_init(&r->frames[i]);
+    size_t n = 0;
+    unsigned h = r->n_rounds > 0 ? r->rounds[0].half ^ 1u : 0;
+    s_msg_t *msgs = r->msgs + h * r->cfg.message_batch;
+    zmq_msg_t *frames = r->frames + h * r->cfg.message_batch;
+    if (zmq_poll(&it, 1, t < max_ms ? t : max_ms) > 0 && (it.revents & ZMQ_POLLIN))
+        n = s_receive(r, msgs, frames);
+    if (n == 0) {
+        if (r->n_rounds > 0) s_round_finish(r);
+        return;
     }
+    for (size_t i = 0; i < n; i++)
+        s_decode(r, &msgs[i], zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]));
+    if (s_round_start(r, h, n)) {
+        if (r->n_rounds == 2) s_round_finish(r);
+        return;
+    }
+    while (r->n_rounds > 0) /* group lookups and SSCAN need the connection to themselves */
+        s_round_finish(r);
+    s_resolve_all(r, msgs, n);
+    s_release(msgs, frames, n);
     pp_link_tick(r->link); /* the acks go out now */
 }
 
@@ -622,6 +788,8 @@ void pp_resolver_run(pp_resolver_t *r)
     pp_link_pause(r->link, true);
     while (pp_link_held(r->link) > 0 && !s_past_drain(r))
         s_step(r, 50);
+    while (r->n_rounds > 0) /* past the drain time: read them or leave them unacked */
+        s_round_finish(r);
     uint32_t left = pp_link_held(r->link);
     pp_metric_add(r->m_unacked, left);
     pp_info("resolver_drained", "unacked=%u", left);
