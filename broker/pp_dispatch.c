@@ -16,6 +16,13 @@
 #define S_BATCH 64
 /*  Most sequence numbers in one "A" frame. */
 #define S_MAX_ACKS 65536
+/*  A "K" message carries at most this many jobs and bytes of entries (12-byte header +
+    body each); a job too big to share a batch goes alone as "J" (zero-copy). Jobs are
+    batched because the cost of the link is per ZMQ frame (I/O thread and both ends), not
+    per byte: copying small bodies into one frame is cheaper than a frame each. */
+#define S_K_MAX_JOBS 64
+#define S_K_MAX_BYTES 65536
+#define S_K_ENTRY 12
 
 enum {
     BAD_COMMAND_SIZE,
@@ -134,12 +141,14 @@ static s_slot_t *s_slot(s_worker_t *w, size_t i)
     return &w->ring[(w->head + i) % w->cap];
 }
 
-/*  Makes room for one more slot: compacts the holes away when at most half the slots are
-    live, else doubles. */
-static int s_ring_room(s_worker_t *w)
+/*  Makes room for `more` slots: compacts the holes away when at most half the slots are
+    live, else doubles (until they fit). */
+static int s_ring_room(s_worker_t *w, size_t more)
 {
-    if (w->len < w->cap) return 0;
+    if (w->len + more <= w->cap) return 0;
     size_t ncap = w->cap == 0 ? 64 : (w->live * 2 <= w->cap ? w->cap : w->cap * 2);
+    while (ncap < w->live + more)
+        ncap *= 2;
     s_slot_t *n = malloc(ncap * sizeof *n);
     if (!n) return -1;
     size_t j = 0;
@@ -164,6 +173,12 @@ static int s_ring_room(s_worker_t *w)
 /*  Finds the live slot of seq, or NULL. */
 static s_slot_t *s_ring_find(s_worker_t *w, uint64_t seq)
 {
+    // Jobs of a batch have consecutive seqs and acks come mostly in order: try the slot
+    // seq's distance from the oldest one points at before searching.
+    if (w->len > 0 && seq >= s_slot(w, 0)->seq && seq - s_slot(w, 0)->seq < w->len) {
+        s_slot_t *s = s_slot(w, (size_t)(seq - s_slot(w, 0)->seq));
+        if (s->seq == seq) return s->live ? s : NULL;
+    }
     size_t lo = 0, hi = w->len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -419,33 +434,10 @@ static uint64_t s_get_be64(const uint8_t *b)
     return v;
 }
 
-/*  Sends the head of the pending FIFO to w. Returns 0, or -1 with errno (EAGAIN,
-    EHOSTUNREACH, ...) and the job still pending. */
-static int s_send_job(pp_dispatch_t *d, s_worker_t *w, uint64_t now)
+/*  Moves the head of the pending FIFO into w's next in-flight slot (room made before). */
+static void s_take_front(pp_dispatch_t *d, s_worker_t *w, uint64_t seq, uint64_t now)
 {
-    if (s_ring_room(w) != 0) {
-        errno = ENOMEM;
-        return -1;
-    }
     zmq_msg_t *job = s_pend_front(d);
-    zmq_msg_t copy;
-    zmq_msg_init(&copy);
-    zmq_msg_copy(&copy, job); // refcounted for bodies over 33 bytes, not a byte copy
-    uint8_t seqb[8];
-    uint64_t seq = d->next_seq;
-    s_put_be64(seqb, seq);
-    // ROUTER_MANDATORY: the routing frame fails with EHOSTUNREACH for a gone peer and
-    // EAGAIN at its HWM; once it is taken, the rest of the message is too.
-    if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(d->raw, "J", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(d->raw, seqb, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_msg_send(&copy, d->raw, ZMQ_DONTWAIT) < 0) {
-        int e = errno;
-        zmq_msg_close(&copy);
-        errno = e;
-        return -1;
-    }
-    d->next_seq++;
     s_slot_t *s = &w->ring[(w->head + w->len) % w->cap];
     s->seq = seq;
     s->live = true;
@@ -461,7 +453,75 @@ static int s_send_job(pp_dispatch_t *d, s_worker_t *w, uint64_t now)
     d->credit--;
     d->in_flight++;
     w->last_sent = now;
-    return 0;
+}
+
+/*  How many jobs from the head of the pending FIFO fit one "K" for w (at most max), and
+    the size of that frame in *bytes. */
+static size_t s_batch_count(pp_dispatch_t *d, size_t max, size_t *bytes)
+{
+    size_t n = 0, total = 0;
+    while (n < max && n < d->pend_len) {
+        size_t sz = zmq_msg_size(&d->pend[(d->pend_head + n) % d->pend_cap]);
+        if (total + S_K_ENTRY + sz > S_K_MAX_BYTES) break;
+        total += S_K_ENTRY + sz;
+        n++;
+    }
+    *bytes = total;
+    return n;
+}
+
+/*  Sends the head of the pending FIFO to w: up to max jobs in one "K" when more than one
+    fits, else the head alone as "J". Returns the number of jobs sent (> 0), or -1 with
+    errno (EAGAIN, EHOSTUNREACH, ...) and the jobs still pending. */
+static int s_send_jobs(pp_dispatch_t *d, s_worker_t *w, size_t max, uint64_t now)
+{
+    size_t bytes = 0;
+    size_t n = s_batch_count(d, max, &bytes);
+    if (n == 0) n = 1; // a job too big for a batch goes alone as "J"
+    if (s_ring_room(w, n) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    uint64_t seq = d->next_seq;
+    zmq_msg_t payload;
+    if (n == 1) {
+        zmq_msg_init(&payload);
+        zmq_msg_copy(&payload, s_pend_front(d)); // refcounted over 33 bytes, not a byte copy
+    } else {
+        if (zmq_msg_init_size(&payload, bytes) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        uint8_t *p = zmq_msg_data(&payload);
+        for (size_t i = 0; i < n; i++) {
+            zmq_msg_t *job = &d->pend[(d->pend_head + i) % d->pend_cap];
+            size_t sz = zmq_msg_size(job);
+            s_put_be64(p, seq + i);
+            p[8] = (uint8_t)(sz >> 24);
+            p[9] = (uint8_t)(sz >> 16);
+            p[10] = (uint8_t)(sz >> 8);
+            p[11] = (uint8_t)sz;
+            if (sz) memcpy(p + S_K_ENTRY, zmq_msg_data(job), sz);
+            p += S_K_ENTRY + sz;
+        }
+    }
+    uint8_t seqb[8];
+    s_put_be64(seqb, seq);
+    // ROUTER_MANDATORY: the routing frame fails with EHOSTUNREACH for a gone peer and
+    // EAGAIN at its HWM; once it is taken, the rest of the message is too.
+    int rc = zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0) rc = zmq_send(d->raw, n == 1 ? "J" : "K", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc >= 0 && n == 1) rc = zmq_send(d->raw, seqb, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (rc < 0 || zmq_msg_send(&payload, d->raw, ZMQ_DONTWAIT) < 0) {
+        int e = errno;
+        zmq_msg_close(&payload);
+        errno = e;
+        return -1;
+    }
+    d->next_seq += n;
+    for (size_t i = 0; i < n; i++)
+        s_take_front(d, w, seq + i, now);
+    return (int)n;
 }
 
 size_t pp_dispatch_pump(pp_dispatch_t *d)
@@ -474,8 +534,10 @@ size_t pp_dispatch_pump(pp_dispatch_t *d)
         s_worker_t *w = d->workers[d->rr];
         size_t n = 0;
         while (n < S_BATCH && w->credit > 0 && d->pend_len > 0) {
-            if (s_send_job(d, w, now) != 0) break;
-            n++;
+            size_t max = S_BATCH - n < w->credit ? S_BATCH - n : w->credit;
+            int k = s_send_jobs(d, w, max < S_K_MAX_JOBS ? max : S_K_MAX_JOBS, now);
+            if (k < 0) break;
+            n += (size_t)k;
         }
         if (n == 0 && w->credit > 0 && d->pend_len > 0 && errno == EHOSTUNREACH) {
             s_worker_forget(d, d->rr, "unreachable");
@@ -576,6 +638,7 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
         break;
     case 'H':
     case 'B':
+    case 'N':
         if (nf != 2) {
             s_bad(d, BAD_HEARTBEAT_FRAME, &f[0], nf);
             return;
@@ -622,6 +685,14 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
         s_on_acks(d, w, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]) / 8);
     } else if (cmd == 'B') {
         s_worker_forget(d, index, "left");
+    } else if (cmd == 'N') {
+        // The worker holds jobs of a "K" its owner has not taken yet, and its socket has
+        // nothing to make its poll wake up: answer at once (failures do not matter, the
+        // next heartbeat wakes it too).
+        if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+            zmq_send(d->raw, "H", 1, ZMQ_DONTWAIT);
+            w->last_sent = now;
+        }
     }
 }
 

@@ -15,8 +15,13 @@
 /*  Control messages handled per pp_link_recv call before it returns 0. */
 #define S_MAX_CONTROL 1000
 
-enum { BAD_COMMAND, BAD_JOB_FRAME, BAD_OVER_CREDIT, BAD_COUNT };
-static const char *s_bad_names[BAD_COUNT] = {"unknown_command", "job_frame", "over_credit"};
+/*  Most jobs accepted in one "K" (the hub sends at most 64); more is a bad batch. */
+#define S_K_MAX_JOBS 4096
+#define S_K_ENTRY 12
+
+enum { BAD_COMMAND, BAD_JOB_FRAME, BAD_OVER_CREDIT, BAD_BATCH_FRAME, BAD_COUNT };
+static const char *s_bad_names[BAD_COUNT] = {"unknown_command", "job_frame", "over_credit",
+                                             "batch_frame"};
 
 struct pp_link_t {
     zsock_t *sock;
@@ -28,6 +33,10 @@ struct pp_link_t {
     uint64_t last_reset; // when we last answered a "W"
     uint8_t acks[8 * S_ACK_BATCH];
     size_t nacks;
+    // The "K" being handed out job by job: its frame and the offset of the next entry.
+    zmq_msg_t batch;
+    size_t batch_off, batch_left;
+    bool nudged; // "N" sent for the current batch's leftovers
     pp_ratelimit_t rl;
     pp_metrics_t *own_metrics;
     pp_metric_t *m_jobs, *m_resets, *m_dropped;
@@ -91,6 +100,7 @@ pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *me
     l->window = window;
     l->heartbeat_ms = heartbeat_ms ? heartbeat_ms : PP_LINK_DEFAULT_HEARTBEAT_MS;
     l->rl = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
+    zmq_msg_init(&l->batch);
     if (!metrics) metrics = l->own_metrics = pp_metrics_new("link");
     l->m_jobs = pp_metrics_counter(metrics, "link_worker_jobs_total", "Jobs received", NULL);
     l->m_resets = pp_metrics_counter(metrics, "link_worker_hub_resets_total",
@@ -141,6 +151,7 @@ void pp_link_destroy(pp_link_t **p)
         s_send_cmd(l, 'B', NULL, 0);
     }
     zsock_destroy(&l->sock);
+    zmq_msg_close(&l->batch);
     pp_metrics_destroy(&l->own_metrics);
     free(l);
     *p = NULL;
@@ -151,8 +162,76 @@ void *pp_link_socket(pp_link_t *l)
     return l->raw;
 }
 
+static uint64_t s_get_be64(const uint8_t *b)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static uint32_t s_get_be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/*  Checks a "K" frame: 1..S_K_MAX_JOBS entries of [seq u64][len u32][len bytes] filling it
+    exactly. Returns the number of entries, 0 if malformed. */
+static size_t s_batch_check(const uint8_t *p, size_t size)
+{
+    size_t n = 0, off = 0;
+    while (off < size) {
+        if (size - off < S_K_ENTRY || n == S_K_MAX_JOBS) return 0;
+        uint32_t len = s_get_be32(p + off + 8);
+        if (len > size - off - S_K_ENTRY) return 0;
+        off += S_K_ENTRY + len;
+        n++;
+    }
+    return n;
+}
+
+/*  Hands out the next job of the current "K" (copied into *body: small bodies, and a copy
+    is cheap next to a ZMQ message). */
+static void s_batch_next(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
+{
+    const uint8_t *p = (const uint8_t *)zmq_msg_data(&l->batch) + l->batch_off;
+    uint32_t len = s_get_be32(p + 8);
+    *seq = s_get_be64(p);
+    zmq_msg_close(body);
+    if (zmq_msg_init_size(body, len) == 0) {
+        if (len) memcpy(zmq_msg_data(body), p + S_K_ENTRY, len);
+    } else {
+        zmq_msg_init(body); // out of memory: an empty body, which the owner rejects as bad
+    }
+    l->batch_off += S_K_ENTRY + len;
+    if (--l->batch_left == 0) {
+        zmq_msg_close(&l->batch);
+        zmq_msg_init(&l->batch);
+        l->batch_off = 0;
+        l->nudged = false;
+    }
+}
+
+/*  Counts n jobs received: held, credit used (a job beyond credit is still done: the hub
+    holds it for us). */
+static void s_received(pp_link_t *l, size_t n, size_t frames)
+{
+    l->held += (uint32_t)n;
+    pp_metric_add(l->m_jobs, n);
+    if (l->credit >= n) {
+        l->credit -= (uint32_t)n;
+    } else {
+        l->credit = 0;
+        s_bad(l, BAD_OVER_CREDIT, frames);
+    }
+}
+
 int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
 {
+    if (l->batch_left) {
+        s_batch_next(l, seq, body);
+        return 1;
+    }
     for (int n = 0; n < S_MAX_CONTROL; n++) {
         zmq_msg_t f[3];
         zmq_msg_init(&f[0]);
@@ -181,21 +260,25 @@ int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
         int got = 0;
         if (cmd == 'J') {
             if (total == 3 && zmq_msg_size(&f[1]) == 8) {
-                const uint8_t *b = zmq_msg_data(&f[1]);
-                uint64_t v = 0;
-                for (int i = 0; i < 8; i++)
-                    v = (v << 8) | b[i];
-                *seq = v;
+                *seq = s_get_be64(zmq_msg_data(&f[1]));
                 zmq_msg_move(body, &f[2]);
-                l->held++;
-                if (l->credit > 0)
-                    l->credit--;
-                else
-                    s_bad(l, BAD_OVER_CREDIT, total); // still done: the hub holds it for us
-                pp_metric_inc(l->m_jobs);
+                s_received(l, 1, total);
                 got = 1;
             } else {
                 s_bad(l, BAD_JOB_FRAME, total);
+            }
+        } else if (cmd == 'K') {
+            size_t k = total == 2 ? s_batch_check(zmq_msg_data(&f[1]), zmq_msg_size(&f[1])) : 0;
+            if (k) {
+                zmq_msg_move(&l->batch, &f[1]);
+                l->batch_off = 0;
+                l->batch_left = k;
+                l->nudged = false;
+                s_received(l, k, total);
+                s_batch_next(l, seq, body);
+                got = 1;
+            } else {
+                s_bad(l, BAD_BATCH_FRAME, total);
             }
         } else if (cmd == 'W' && total == 1) {
             // The hub does not know us (it restarted, or declared us dead): our old credit
@@ -246,6 +329,11 @@ int pp_link_tick(pp_link_t *l)
     s_flush_acks(l);
     s_grant(l, false);
     uint64_t now = pp_mono_ms();
+    if (l->batch_left && !l->nudged) {
+        // Jobs of a "K" are waiting here, not in the socket, so the owner's poll would not
+        // wake for them: ask the hub for a heartbeat ("N"), which makes the socket readable.
+        if (s_send_cmd(l, 'N', NULL, 0) == 0) l->nudged = true;
+    }
     uint64_t since = now - l->last_sent;
     if (since >= l->heartbeat_ms) {
         if (s_send_cmd(l, 'H', NULL, 0) != 0)

@@ -19,6 +19,31 @@ def _now_ms():
     return time.monotonic() * 1000.0
 
 
+BATCH_ENTRY = 12  # "K" entry header: seq (u64) + body length (u32), big-endian
+BATCH_MAX_JOBS = 4096  # most entries a worker accepts in one "K" (the C hub sends <= 64)
+
+
+def parse_batch(frame):
+    """The (seq, body) list of a "K" frame, or None if malformed (as common/pp_link.c
+    checks it: 1..BATCH_MAX_JOBS entries filling the frame exactly)."""
+    out, off = [], 0
+    while off < len(frame):
+        if len(frame) - off < BATCH_ENTRY or len(out) == BATCH_MAX_JOBS:
+            return None
+        seq, size = struct.unpack_from(">QI", frame, off)
+        off += BATCH_ENTRY
+        if size > len(frame) - off:
+            return None
+        out.append((seq, bytes(frame[off:off + size])))
+        off += size
+    return out or None
+
+
+def make_batch(jobs):
+    """A "K" frame of (seq, body) pairs."""
+    return b"".join(struct.pack(">QI", seq, len(body)) + bytes(body) for seq, body in jobs)
+
+
 class FakeHub:
     """The hub of one pool. Jobs are bytes; acked holds (worker_id, seq, body) per ack;
     outputs holds (worker_id, body) per "O" a worker sent (a resolver's APNS/MQTT jobs),
@@ -94,10 +119,10 @@ class FakeHub:
                 return
             # Kept even from an unknown worker, as the C hub does.
             self.outputs.append((wid, args[0]))
-        if cmd in (b"H", b"B") and args:
+        if cmd in (b"H", b"B", b"N") and args:
             self.bad["heartbeat_frame"] += 1
             return
-        if cmd not in (b"R", b"A", b"H", b"B", b"O"):
+        if cmd not in (b"R", b"A", b"H", b"B", b"O", b"N"):
             self.bad["unknown_command"] += 1
             return
         w = self.workers.get(wid)
@@ -122,6 +147,8 @@ class FakeHub:
                     self.outputs_at_ack.append(len(self.outputs))
         elif cmd == b"B":
             self._forget(wid, dead=False)
+        elif cmd == b"N":
+            self._send(wid, b"H")  # the worker holds batched jobs: wake its poll
 
     def _pump(self):
         progress = True
@@ -206,6 +233,13 @@ class FakeWorker:
         self._send(b"R", struct.pack(">I", free))
         self.credit += free
 
+    def _job(self, seq, body):
+        self.jobs.append((seq, body))
+        self.held.add(seq)
+        self.credit = max(0, self.credit - 1)
+        if self.auto_ack:
+            self.ack(seq)
+
     def send_output(self, body):
         """Sends one output ("O"), e.g. a job for another pool, before acking its job."""
         self._send(b"O", bytes(body))
@@ -228,12 +262,13 @@ class FakeWorker:
                 except zmq.Again:
                     break
                 if frames[0] == b"J" and len(frames) == 3 and len(frames[1]) == 8:
-                    seq = struct.unpack(">Q", frames[1])[0]
-                    self.jobs.append((seq, frames[2]))
-                    self.held.add(seq)
-                    self.credit = max(0, self.credit - 1)
-                    if self.auto_ack:
-                        self.ack(seq)
+                    self._job(struct.unpack(">Q", frames[1])[0], frames[2])
+                elif frames[0] == b"K":
+                    batch = parse_batch(frames[1]) if len(frames) == 2 else None
+                    if batch is None:
+                        self.bad += 1
+                    for seq, body in batch or ():
+                        self._job(seq, body)
                 elif frames == [b"W"]:
                     self.resets += 1
                     self.credit = 0

@@ -638,6 +638,286 @@ static void test_not_reading_is_not_death(void **state)
     pp_metrics_destroy(&m);
 }
 
+// ---------------------------------------------------------------- batches ("K")
+
+/*  Receives one whole message from a raw socket (waiting up to a second) into f[], at most
+    max frames kept. Returns the number of frames, 0 on timeout. */
+static int s_raw_recv(void *sock, zmq_msg_t *f, int max)
+{
+    if (zmq_poll(&(zmq_pollitem_t){sock, 0, ZMQ_POLLIN, 0}, 1, 1000) <= 0) return 0;
+    int n = 0;
+    bool more = true;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_init(&tmp);
+        assert_true(zmq_msg_recv(&tmp, sock, 0) >= 0);
+        more = zmq_msg_more(&tmp);
+        if (n < max) {
+            zmq_msg_init(&f[n]);
+            zmq_msg_move(&f[n], &tmp);
+        }
+        zmq_msg_close(&tmp);
+        n++;
+    }
+    return n;
+}
+
+static uint64_t s_be(const uint8_t *b, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+/*  The hub batches jobs for a worker with credit into "K" messages (at most 64 jobs each),
+    sends a job too big for a batch alone as "J", and one "A" acknowledges them all. A raw
+    DEALER plays the worker so the wire format itself is checked. */
+static void test_batch_wire(void **state)
+{
+    (void)state;
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    zsock_t *raw = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(raw, 0);
+    assert_int_equal(zsock_connect(raw, "%s", ep), 0);
+    void *r = zsock_resolve(raw);
+    s_raw_send(r, 2, (const char *[]){"R", "\0\0\0\x80"}, (size_t[]){1, 4}); // credit 128
+    s_run(d, NULL, 0, 100, s_has_credit, d);
+    assert_int_equal(pp_dispatch_credit(d), 128);
+    s_enqueue(d, 100, 0);
+    zmq_msg_t big;
+    zmq_msg_init_size(&big, 70000); // over the 64 KiB batch limit: goes alone as "J"
+    memset(zmq_msg_data(&big), 'b', 70000);
+    assert_int_equal(pp_dispatch_enqueue(d, &big), 0);
+    zmq_msg_close(&big);
+    pp_dispatch_pump(d);
+    uint8_t acks[8 * 101];
+    int nacks = 0, expect_id = 0, sizes[3] = {64, 36, 0};
+    uint64_t first = 0;
+    for (int msg = 0; msg < 3; msg++) {
+        zmq_msg_t f[4];
+        int nf = s_raw_recv(r, f, 4);
+        if (msg < 2) {
+            // "K" + one frame of [seq u64][len u32][body] entries.
+            assert_int_equal(nf, 2);
+            assert_int_equal(*(char *)zmq_msg_data(&f[0]), 'K');
+            const uint8_t *p = zmq_msg_data(&f[1]);
+            size_t off = 0, size = zmq_msg_size(&f[1]);
+            int entries = 0;
+            while (off < size) {
+                assert_true(size - off >= 12);
+                uint64_t seq = s_be(p + off, 8);
+                size_t len = s_be(p + off + 8, 4);
+                assert_true(len <= size - off - 12);
+                if (first == 0) first = seq;
+                assert_int_equal(seq, first + (uint64_t)nacks); // consecutive seqs
+                char want[32];
+                snprintf(want, sizeof want, "job-%d:", expect_id++);
+                assert_int_equal(len, strlen(want));
+                assert_memory_equal(p + off + 12, want, len);
+                memcpy(acks + 8 * nacks++, p + off, 8);
+                off += 12 + len;
+                entries++;
+            }
+            assert_int_equal(entries, sizes[msg]);
+        } else {
+            assert_int_equal(nf, 3);
+            assert_int_equal(*(char *)zmq_msg_data(&f[0]), 'J');
+            assert_int_equal(s_be(zmq_msg_data(&f[1]), 8), first + 100);
+            assert_int_equal(zmq_msg_size(&f[2]), 70000);
+            memcpy(acks + 8 * nacks++, zmq_msg_data(&f[1]), 8);
+        }
+        for (int i = 0; i < nf && i < 4; i++)
+            zmq_msg_close(&f[i]);
+    }
+    assert_int_equal(pp_dispatch_in_flight(d), 101);
+    assert_int_equal(s_metric(m, "link_jobs_sent_total", POOL), 101);
+    s_raw_send(r, 2, (const char *[]){"A", (const char *)acks}, (size_t[]){1, 8 * 101});
+    // "N" (the worker holds batched jobs its owner has not taken) draws an immediate "H".
+    s_raw_send(r, 1, (const char *[]){"N"}, (size_t[]){1});
+    s_raw_send(r, 2, (const char *[]){"N", "x"}, (size_t[]){1, 1}); // extra frame
+    s_run(d, NULL, 0, 50, NULL, NULL);
+    zmq_msg_t f[2];
+    assert_int_equal(s_raw_recv(r, f, 2), 1);
+    assert_int_equal(*(char *)zmq_msg_data(&f[0]), 'H');
+    zmq_msg_close(&f[0]);
+    assert_int_equal(pp_dispatch_in_flight(d), 0);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), 101);
+    assert_int_equal(s_metric(m, "link_unknown_acks_total", POOL), 0);
+    assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("heartbeat_frame")), 1);
+    zsock_destroy(&raw);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
+/*  A worker that dies holding a batch, part of it not even handed to its owner yet, loses
+    nothing: all of the batch goes to another worker, and every job is acked exactly once. */
+static void test_batch_requeued(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_metrics_t *wm = pp_metrics_new("w");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 60000, 1000, 1 << 20);
+    pp_link_t *dying = pp_link_new(ep, NULL, wm, 50, HB);
+    s_enqueue(d, NJOBS, 40);
+    // Take ten jobs of its first batch, ack none.
+    int taken = 0;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    for (int i = 0; i < 300 && taken < 10; i++) {
+        zmq_poll((zmq_pollitem_t[]){{pp_dispatch_socket(d), 0, ZMQ_POLLIN, 0},
+                                    {pp_link_socket(dying), 0, ZMQ_POLLIN, 0}},
+                 2, 10);
+        pp_dispatch_on_readable(d);
+        uint64_t seq;
+        while (taken < 10 && pp_link_recv(dying, &seq, &body) == 1) {
+            int id = s_job_id(&body);
+            assert_true(id >= 0 && id < NJOBS);
+            s_got[id]++;
+            taken++;
+        }
+    }
+    zmq_msg_close(&body);
+    assert_int_equal(taken, 10);
+    assert_int_equal(pp_dispatch_in_flight(d), 50); // its whole window went as one batch
+    assert_int_equal(pp_link_held(dying), 50);      // received, ten handed out
+    assert_int_equal(pp_metrics_value(wm, "link_worker_jobs_total", NULL), 50);
+    pp_link_destroy(&dying); // "B": requeued at once
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 16, HB), .ack = true, .ticking = true};
+    s_run(d, &w, 1, 5000, s_all_acked, d);
+    assert_int_equal(w.acked, NJOBS);
+    for (int i = 0; i < NJOBS; i++)
+        assert_int_equal(s_done[i], 1);
+    assert_int_equal(s_metric(m, "link_requeued_total", POOL), 50);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), NJOBS);
+    pp_link_destroy(&w.link);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+    pp_metrics_destroy(&wm);
+}
+
+/*  An owner that takes one job per poll wake-up (as the resolver does, up to its batch)
+    still gets every job of a batch promptly: the jobs left in pp_link make the worker ask
+    the hub for a heartbeat ("N"), which wakes the poll. The heartbeat here is 5 s, so
+    waiting for the regular one would blow the 3 s budget. */
+static void test_batch_leftovers_wake(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, 5000, 0, 1000, 1 << 20);
+    pp_link_t *l = pp_link_new(ep, NULL, NULL, 100, 5000);
+    s_enqueue(d, NJOBS, 0);
+    int acked = 0;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    uint64_t end = pp_mono_ms() + 3000;
+    while (acked < NJOBS && pp_mono_ms() < end) {
+        pp_link_tick(l);
+        zmq_pollitem_t it[2] = {{pp_dispatch_socket(d), 0, ZMQ_POLLIN, 0},
+                                {pp_link_socket(l), 0, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 2, 20);
+        pp_dispatch_on_readable(d);
+        uint64_t seq;
+        if ((it[1].revents & ZMQ_POLLIN) && pp_link_recv(l, &seq, &body) == 1) {
+            int id = s_job_id(&body);
+            assert_true(id >= 0 && id < NJOBS);
+            s_done[id]++;
+            pp_link_ack(l, seq);
+            acked++;
+        }
+    }
+    zmq_msg_close(&body);
+    assert_int_equal(acked, NJOBS);
+    for (int i = 0; i < NJOBS; i++)
+        assert_int_equal(s_done[i], 1);
+    pp_link_destroy(&l);
+    pp_dispatch_destroy(&d);
+}
+
+/*  Malformed "K" messages from a raw hub are counted (batch_frame) and dropped whole; the
+    worker goes on and hands out a good batch's jobs in order. */
+static void test_worker_bad_batch(void **state)
+{
+    (void)state;
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(router, 0);
+    assert_true(zsock_bind(router, "%s", ep) >= 0);
+    void *r = zsock_resolve(router);
+    pp_metrics_t *wm = pp_metrics_new("w");
+    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB);
+    char id[256], cmd[8], credit[8];
+    int idlen = zmq_recv(r, id, sizeof id, 0);
+    assert_true(idlen > 0);
+    assert_int_equal(zmq_recv(r, cmd, sizeof cmd, 0), 1);
+    assert_int_equal(zmq_recv(r, credit, sizeof credit, 0), 4);
+    size_t il = (size_t)idlen;
+    const char *e1 = "\0\0\0\0\0\0\0\1\0\0\0\x0a"
+                     "abcd";                                        // length 10, 4 bytes there
+    const char *e2 = "\0\0\0\0\0\0\0\1\0\0\0\0";                    // a good empty entry
+    static uint8_t many[12 * 4097];                                 // 4097 entries: over the limit
+    s_raw_send(r, 2, (const char *[]){id, "K"}, (size_t[]){il, 1}); // no frame
+    s_raw_send(r, 3, (const char *[]){id, "K", ""}, (size_t[]){il, 1, 0});          // empty
+    s_raw_send(r, 3, (const char *[]){id, "K", e2}, (size_t[]){il, 1, 5});          // short header
+    s_raw_send(r, 3, (const char *[]){id, "K", e1}, (size_t[]){il, 1, 16});         // len past end
+    s_raw_send(r, 3, (const char *[]){id, "K", e2}, (size_t[]){il, 1, 13});         // trailing byte
+    s_raw_send(r, 4, (const char *[]){id, "K", e2, "x"}, (size_t[]){il, 1, 12, 1}); // 2 frames
+    s_raw_send(r, 3, (const char *[]){id, "K", (const char *)many}, (size_t[]){il, 1, sizeof many});
+    // A good batch: seqs 7, 8, 9 with bodies "a", "bb", "".
+    const char good[] = "\0\0\0\0\0\0\0\7\0\0\0\1"
+                        "a"
+                        "\0\0\0\0\0\0\0\x08\0\0\0\2"
+                        "bb"
+                        "\0\0\0\0\0\0\0\x09\0\0\0\0";
+    s_raw_send(r, 3, (const char *[]){id, "K", good}, (size_t[]){il, 1, sizeof good - 1});
+    // Two more jobs on a credit of one: the second is over credit, still handed out.
+    const char two[] = "\0\0\0\0\0\0\0\x0a\0\0\0\1"
+                       "c"
+                       "\0\0\0\0\0\0\0\x0b\0\0\0\1"
+                       "d";
+    s_raw_send(r, 3, (const char *[]){id, "K", two}, (size_t[]){il, 1, sizeof two - 1});
+    uint64_t seqs[5];
+    const char *bodies[5] = {"a", "bb", "", "c", "d"};
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    int got = 0;
+    for (int i = 0; i < 300 && got < 5; i++) {
+        zmq_poll(&(zmq_pollitem_t){pp_link_socket(l), 0, ZMQ_POLLIN, 0}, 1, 10);
+        while (got < 5 && pp_link_recv(l, &seqs[got], &body) == 1) {
+            assert_int_equal(zmq_msg_size(&body), strlen(bodies[got]));
+            assert_memory_equal(zmq_msg_data(&body), bodies[got], strlen(bodies[got]));
+            got++;
+            if (got == 3) {
+                assert_int_equal(pp_link_held(l), 3);
+                assert_int_equal(pp_link_credit(l), 1);
+            }
+        }
+    }
+    assert_int_equal(got, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(seqs[i], 7 + (uint64_t)i);
+    assert_int_equal(pp_link_held(l), 5);
+    assert_int_equal(pp_link_credit(l), 0);
+    assert_int_equal(pp_metrics_value(wm, "link_worker_bad_messages_total", "kind=\"batch_frame\""),
+                     7);
+    assert_int_equal(pp_metrics_value(wm, "link_worker_bad_messages_total", "kind=\"over_credit\""),
+                     1);
+    assert_int_equal(pp_metrics_value(wm, "link_worker_jobs_total", NULL), 5);
+    zmq_msg_close(&body);
+    pp_link_destroy(&l);
+    zsock_destroy(&router);
+    pp_metrics_destroy(&wm);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -665,6 +945,10 @@ int main(void)
         cmocka_unit_test(test_pending_bound),
         cmocka_unit_test(test_outputs_before_ack),
         cmocka_unit_test(test_not_reading_is_not_death),
+        cmocka_unit_test(test_batch_wire),
+        cmocka_unit_test(test_batch_requeued),
+        cmocka_unit_test(test_batch_leftovers_wake),
+        cmocka_unit_test(test_worker_bad_batch),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

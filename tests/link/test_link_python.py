@@ -4,10 +4,13 @@ pp-link-peer (tests/link/pp_link_peer.c) runs one C side as a process.
 """
 import os
 import signal
+import struct
 import time
 
+import zmq
+
 import pp_harness as h
-from pp_link import FakeHub, FakeWorker
+from pp_link import FakeHub, FakeWorker, make_batch
 
 HB = 100
 
@@ -100,11 +103,43 @@ def kill9_c_worker(c, build_dir, wd):
     w2.stop()
 
 
+def fake_worker_batches(c):
+    """FakeWorker takes "K" batches (as the C hub sends them) and counts malformed ones."""
+    ep = "tcp://127.0.0.1:%d" % h.free_port()
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(ep)
+    w = FakeWorker(ep, window=10, heartbeat_ms=HB, auto_ack=True)
+    c.check(router.poll(5000), "raw hub heard the FakeWorker's credit")
+    wid, cmd, _credit = router.recv_multipart()
+    c.eq(cmd, b"R", "FakeWorker granted credit first")
+    router.send_multipart([wid, b"K", b""])  # empty
+    router.send_multipart([wid, b"K", make_batch([(1, b"abc")])[:-1]])  # length past end
+    router.send_multipart([wid, b"K", make_batch([(1, b"a")]), b"x"])  # extra frame
+    router.send_multipart([wid, b"K", make_batch([(7, b"a"), (8, b"bb"), (9, b"")])])
+    c.check(w.run_until(lambda: len(w.jobs) == 3, timeout=5), "FakeWorker took a batch of 3")
+    c.eq(w.jobs, [(7, b"a"), (8, b"bb"), (9, b"")], "batch jobs in order, bodies intact")
+    c.eq(w.bad, 3, "three malformed batches counted")
+    acks = []
+    deadline = time.time() + 5
+    while time.time() < deadline and not acks:
+        if router.poll(100):
+            f = router.recv_multipart()
+            if f[1] == b"A":
+                acks = [s for (s,) in struct.iter_unpack(">Q", f[2])]
+        w.poll(0)
+    c.eq(acks, [7, 8, 9], "FakeWorker acked the batch's three jobs")
+    w.crash()
+    router.close(0)
+
+
 def main():
     args = h.parse_args()
     wd = h.workdir("link")
     c = h.Checks()
     fake_hub_vs_c_worker(c, args.build_dir, wd)
+    fake_worker_batches(c)
     fake_workers_vs_c_hub(c, args.build_dir, wd)
     kill9_c_worker(c, args.build_dir, wd)
     c.finish()

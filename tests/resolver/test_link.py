@@ -130,8 +130,8 @@ cfg = R.resolver_config(redis.port, link={"heartbeat_ms": HB, "send_hwm": 16},
 proc = R.start_resolver(args, wd, broker, cfg, name="resolver-bp", metrics_port=mport)
 h.wait_port(mport)
 broker.collect(until=lambda: len(broker.hub.workers) == 1, timeout=10, quiet=0)
-B = 200
-pad = "p" * 3900  # ~4 KB per APNS job: the socket buffers hold far fewer than are made
+B = 2000  # ~8 MB of outputs: more than loopback socket buffers can absorb
+pad = "p" * 3900  # ~4 KB per APNS job
 msgs = [("bp-%d" % i, 1, ["gk%d" % (i % NG)]) for i in range(B // 20)]
 msgs += [("bp-u%d" % i, 3, ["k%d" % i]) for i in range(B)]
 for m, t, ids in msgs:
