@@ -61,8 +61,9 @@ static const struct option s_options[] = {
 
 static const char s_usage[] =
     "  --port N                   HTTP/2 TLS port (0: any free port)\n"
-    "  --listen ADDR              IPv4 address of both ports (default 127.0.0.1; tests in\n"
-    "                             network namespaces use the namespace's address)\n"
+    "  --listen ADDR              IPv4 address of the TLS port (default 127.0.0.1; tests in\n"
+    "                             network namespaces use the namespace's address; the\n"
+    "                             control API stays on 127.0.0.1)\n"
     "  --cert FILE --key FILE     server certificate chain and key (PEM)\n"
     "  --env sandbox|production   recorded with each notification (default sandbox)\n"
     "  --jwt-public-key FILE --team-id T --key-id K   token auth (ES256)\n"
@@ -234,7 +235,7 @@ int main(int argc, char **argv)
         sigaddset(&block, SIGTERM);
         sigaddset(&block, SIGINT);
         pthread_sigmask(SIG_BLOCK, &block, &old);
-        control = ats_control_new(state, o.listen, (int)o.control_port);
+        control = ats_control_new(state, NULL, (int)o.control_port);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     if (srv && (control || o.control_port <= 0)) {

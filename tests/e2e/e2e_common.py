@@ -372,8 +372,8 @@ def make_pki(wd, extra_ips=()):
 
 class ApnsServer:
     """pp-apns-testserver (one APNs environment) with token auth for APP and certificate
-    auth (CERTAPP's client certificate). It listens on 127.0.0.1 only (docs/apns-testserver.md);
-    on another host a relay (e2e_common.py relay) makes it reachable on host.addr:port."""
+    auth (CERTAPP's client certificate). Its TLS port listens on host.addr (--listen); its
+    control API on the host's 127.0.0.1."""
 
     def __init__(self, build_dir, wd, pki, host, env, port=None, extra=None):
         self.host, self.env = host, env
@@ -385,19 +385,14 @@ class ApnsServer:
                 "--control-port", self.control_port,
                 "--jwt-public-key", os.path.join(pki, "AuthKey_%s.pub.pem" % KID),
                 "--team-id", TEAM, "--key-id", KID, "--client-ca", os.path.join(pki, "ca.pem"),
-                "--topics", APP] + (extra or [])
+                "--topics", APP, "--listen", host.addr] + (extra or [])
         self.proc = host.proc(argv, os.path.join(wd, "apns-testserver-%s.log" % env))
         h.wait_for(lambda: re.search(r"^listening port=\d+$", self.proc.output(), re.M)
                    or not self.proc.alive(), 10, what="pp-apns-testserver %s" % env)
         if not self.proc.alive():
             raise RuntimeError("pp-apns-testserver exited:\n" + self.proc.output())
         host.wait_port(self.control_port, "127.0.0.1")
-        self.relay = None
-        if host.addr != "127.0.0.1":
-            self.relay = host.proc([PY, os.path.join(HERE, "e2e_common.py"), "relay",
-                                    host.addr, self.port, "127.0.0.1", self.port],
-                                   os.path.join(wd, "relay-%s.log" % env))
-            host.wait_port(self.port)
+        host.wait_port(self.port)
 
     def _get(self, path):
         return json.loads(self.host.http("http://127.0.0.1:%d%s" % (self.control_port, path)))
@@ -778,50 +773,6 @@ def _cmd_send(plan_path):
     json.dump(results, sys.stdout)
 
 
-def _cmd_relay(laddr, lport, raddr, rport):
-    """A TCP relay: pp-apns-testserver listens on 127.0.0.1 only; this makes it reachable
-    on the namespace's address (TLS passes through untouched)."""
-    import selectors
-    import socket
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind((laddr, int(lport)))
-    ls.listen(128)
-    ls.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(ls, selectors.EVENT_READ, None)
-    peer = {}
-    while True:
-        for key, _ in sel.select():
-            s = key.fileobj
-            if s is ls:
-                c, _ = ls.accept()
-                u = socket.create_connection((raddr, int(rport)))
-                for x in (c, u):
-                    x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    x.setblocking(True)
-                peer[c], peer[u] = u, c
-                sel.register(c, selectors.EVENT_READ, None)
-                sel.register(u, selectors.EVENT_READ, None)
-                continue
-            try:
-                data = s.recv(65536)
-            except OSError:
-                data = b""
-            o = peer.get(s)
-            if data and o is not None:
-                try:
-                    o.sendall(data)
-                    continue
-                except OSError:
-                    pass
-            for x in (s, o):
-                if x is not None and x in peer:
-                    sel.unregister(x)
-                    x.close()
-                    del peer[x]
-
-
 def _cmd_wait_port(addr, port, timeout):
     import socket
     deadline = time.time() + float(timeout)
@@ -842,8 +793,6 @@ if __name__ == "__main__":
         _cmd_seed(*rest)
     elif cmd == "send":
         _cmd_send(*rest)
-    elif cmd == "relay":
-        _cmd_relay(*rest)
     elif cmd == "wait-port":
         sys.exit(_cmd_wait_port(*rest))
     else:
