@@ -43,6 +43,8 @@ static const char *s_usage =
     "  --push-type TYPE    apns-push-type: alert, background, ...\n"
     "  --collapse-id ID    apns-collapse-id\n"
     "  --qos Q             MQTT QoS: 0, 1 or 2\n"
+    "  --curve-server F    CurveZMQ: the broker's public certificate (pushpipe-keygen)\n"
+    "  --curve-cert F      CurveZMQ: this client's secret certificate (NAME.cert_secret)\n"
     "  -h, --help          this text\n"
     "\n"
     "Exit status: 0 sent or accepted, 1 not delivered (timeout, connection), 2 bad usage or\n"
@@ -145,6 +147,8 @@ typedef struct {
     long long timeout_ms;
     pp_push_options_t opts;
     const char *data_arg;
+    const char *curve_server; /* certificate files, both or neither */
+    const char *curve_cert;
 } s_args_t;
 
 enum {
@@ -162,6 +166,8 @@ enum {
     OPT_PUSH_TYPE,
     OPT_COLLAPSE_ID,
     OPT_QOS,
+    OPT_CURVE_SERVER,
+    OPT_CURVE_CERT,
 };
 
 static const struct option s_options[] = {
@@ -179,6 +185,8 @@ static const struct option s_options[] = {
     {"push-type", required_argument, 0, OPT_PUSH_TYPE},
     {"collapse-id", required_argument, 0, OPT_COLLAPSE_ID},
     {"qos", required_argument, 0, OPT_QOS},
+    {"curve-server", required_argument, 0, OPT_CURVE_SERVER},
+    {"curve-cert", required_argument, 0, OPT_CURVE_CERT},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
 };
@@ -254,6 +262,12 @@ static int s_parse(int argc, char **argv, s_args_t *a)
             a->opts.has_mqtt_qos = true;
             a->opts.mqtt_qos = (int)v;
             break;
+        case OPT_CURVE_SERVER:
+            a->curve_server = optarg;
+            break;
+        case OPT_CURVE_CERT:
+            a->curve_cert = optarg;
+            break;
         case 'h':
             return -1;
         case ':':
@@ -264,10 +278,56 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         if (rc) return rc;
     }
     if (!a->push_type) return s_usage_error("%s", "give one of --group, --users, --user");
+    if (!a->curve_server != !a->curve_cert)
+        return s_usage_error("%s", "CurveZMQ needs both --curve-server and --curve-cert");
     if (argc - optind > 1)
         return s_usage_error("unexpected argument '%s' (give the data as one argument)",
                              argv[optind + 1]);
     a->data_arg = optind < argc ? argv[optind] : "-";
+    return 0;
+}
+
+/*  Reads the Z85 key named `name` ("public-key" or "secret-key") from a czmq certificate
+    file (the format pushpipe-keygen writes: `name = "<40 characters>"`). Parsed by hand
+    because libpushpipe and this tool deliberately do not depend on czmq. Returns 0, or -1
+    with a message on stderr. */
+static int s_cert_key(const char *path, const char *name, char out[41])
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "pushpipe-send: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char line[512];
+    int rc = -1;
+    while (rc != 0 && fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strlen(name);
+        if (strncmp(p, name, n) != 0) continue;
+        p = strchr(p + n, '"');
+        if (!p || strlen(p) < 42 || p[41] != '"') continue;
+        memcpy(out, p + 1, 40);
+        out[40] = '\0';
+        rc = 0;
+    }
+    fclose(f);
+    if (rc != 0) fprintf(stderr, "pushpipe-send: %s has no %s\n", path, name);
+    return rc;
+}
+
+static int s_set_curve(pp_client_t *c, const s_args_t *a)
+{
+    char server[41], pub[41], sec[41];
+    if (s_cert_key(a->curve_server, "public-key", server) != 0 ||
+        s_cert_key(a->curve_cert, "public-key", pub) != 0 ||
+        s_cert_key(a->curve_cert, "secret-key", sec) != 0)
+        return -1;
+    if (pp_client_set_curve(c, server, pub, sec) != 0) {
+        fprintf(stderr, "pushpipe-send: CurveZMQ: %s\n", pp_client_error(c));
+        return -1;
+    }
     return 0;
 }
 
@@ -279,6 +339,10 @@ static int s_send(const s_args_t *a, const char *const *ids, size_t n_ids, const
                 "pushpipe-send: bad broker address '%s' (want tcp://host:port or "
                 "ipc:///path)\n",
                 a->broker);
+        return EXIT_USAGE;
+    }
+    if (a->curve_server && s_set_curve(c, a) != 0) {
+        pp_client_destroy(&c);
         return EXIT_USAGE;
     }
     pp_client_set_timeout(c, (int)a->timeout_ms);

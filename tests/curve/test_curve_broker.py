@@ -164,6 +164,29 @@ if os.path.exists(lib_path):
     ck.eq(out, "rc=-1 accepted=0 set_curve=0", "libpushpipe with an unknown key gets nothing")
 else:
     print("note: libpushpipe.so not built under %s" % args.build_dir, flush=True)
+
+# 5b. pushpipe-send with --curve-server/--curve-cert (certificate files from pushpipe-keygen)
+send_bin = h.binary(args.build_dir, "pushpipe-send")
+
+
+def send_curve(name, timeout_ms):
+    return subprocess.run([send_bin, "--broker", "tcp://127.0.0.1:%d" % base, "--ack",
+                           "--timeout-ms", str(timeout_ms),
+                           "--curve-server", os.path.join(certs, "broker.cert"),
+                           "--curve-cert", os.path.join(certs, name + ".cert_secret"),
+                           "--user", "7", '{"alert": "curve"}'],
+                          capture_output=True, text=True, timeout=30)
+
+
+r = send_curve("client", 5000)
+ck.check(r.returncode == 0 and r.stdout.startswith("accepted "),
+         "pushpipe-send with an allowlisted key is accepted (%r %r)" % (r.stdout, r.stderr))
+r = send_curve("stranger", 1500)
+ck.eq(r.returncode, 1, "pushpipe-send with an unknown key gets nothing (exit 1)")
+r = subprocess.run([send_bin, "--broker", "tcp://127.0.0.1:%d" % base, "--curve-server",
+                    os.path.join(certs, "broker.cert"), "--user", "7", "{}"],
+                   capture_output=True, text=True, timeout=30)
+ck.eq(r.returncode, 2, "pushpipe-send with --curve-server alone is a usage error")
 accepted = m("accepted_total")
 
 # 6. a resolver with its own allowlisted key gets the resolve jobs over CURVE
