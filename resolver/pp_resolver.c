@@ -587,6 +587,24 @@ static int s_prefetch(pp_resolver_t *r, size_t n)
 }
 
 /*  Resolves msgs[i..] that can share one pipelined lookup; returns the index after them. */
+/*  Applies the user rule to every user of msgs[0..n), whose ids and looked-up fields
+    start at ids[m->first] and r->fields[m->first] (rc: the lookup's result, nonzero when
+    it failed); jobs that did not decode are acked in order, like in s_resolve_all. */
+static void s_apply_msgs(pp_resolver_t *r, s_msg_t *msgs, size_t n, pp_str_t *ids, int rc)
+{
+    for (size_t k = 0; k < n; k++) {
+        s_msg_t *m = &msgs[k];
+        if (!m->decoded) {
+            pp_link_ack(r->link, m->seq);
+            continue;
+        }
+        s_msg_begin(r, m);
+        for (size_t u = 0; rc == 0 && u < m->n; u++)
+            s_apply(r, ids[m->first + u], &r->fields[m->first + u], false);
+        s_msg_end(r, m, rc);
+    }
+}
+
 static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size_t n)
 {
     size_t total = 0, j = i;
@@ -600,17 +618,7 @@ static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size
         total += m->n;
     }
     int rc = s_prefetch(r, total);
-    for (size_t k = i; k < j; k++) {
-        s_msg_t *m = &msgs[k];
-        if (!m->decoded) {
-            pp_link_ack(r->link, m->seq); /* in order, like in s_resolve_all */
-            continue;
-        }
-        s_msg_begin(r, m);
-        for (size_t u = 0; rc == 0 && u < m->n; u++)
-            s_apply(r, r->ids[m->first + u], &r->fields[m->first + u], false);
-        s_msg_end(r, m, rc);
-    }
+    s_apply_msgs(r, msgs + i, j - i, r->ids, rc);
     return j;
 }
 
@@ -727,17 +735,7 @@ static int s_round_finish(pp_resolver_t *r)
             r->rounds[i].sent = r->rounds[i].n_ids == 0;
     }
     s_msg_t *msgs = r->msgs + rd->half * r->cfg.message_batch;
-    for (size_t k = 0; k < rd->n_msgs; k++) {
-        s_msg_t *m = &msgs[k];
-        if (!m->decoded) {
-            pp_link_ack(r->link, m->seq); /* in order, like in s_resolve_all */
-            continue;
-        }
-        s_msg_begin(r, m);
-        for (size_t u = 0; rc == 0 && u < m->n; u++)
-            s_apply(r, rd->ids[m->first + u], &r->fields[m->first + u], false);
-        s_msg_end(r, m, rc);
-    }
+    s_apply_msgs(r, msgs, rd->n_msgs, rd->ids, rc);
     s_release(msgs, r->frames + rd->half * r->cfg.message_batch, rd->n_msgs);
     r->rounds[0] = r->rounds[1];
     r->n_rounds--;

@@ -67,6 +67,20 @@ def mint_jwt(pki, iat=None, team=TEAM_ID, kid=KEY_ID, key=None, alg="ES256"):
     return hdr + "." + claims + "." + _b64url(_der_to_raw(der))
 
 
+def control_call(control_port, method, path, body=None):
+    """One call to a test server's control API on 127.0.0.1 (no proxies): returns
+    (status, decoded JSON reply)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (control_port, path),
+                                 data=data, method=method)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, json.loads(r.read().decode())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+
+
 class ApnsTestServer:
     """A running pp-apns-testserver with its control API."""
 
@@ -97,15 +111,7 @@ class ApnsTestServer:
         h.wait_port(self.control_port)
 
     def _call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control_port, path),
-                                     data=data, method=method)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(req, timeout=10) as r:
-                return r.status, json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode())
+        return control_call(self.control_port, method, path, body)
 
     def rules(self, rules):
         """POSTs a rule object; returns (status, reply)."""

@@ -10,12 +10,14 @@ import re
 import sys
 import threading
 import time
-import urllib.request
 
 import msgpack
 import zmq
 
 import pp_harness as h
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "apns-server"))
+from apns_testserver import control_call  # noqa: E402
 from pp_link import FakeHub
 
 sys.path.insert(0, os.path.join(h.source_dir(), "tests", "apns-server"))
@@ -64,15 +66,7 @@ class Server:
         h.wait_port(self.control_port)
 
     def _call(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.control_port, path),
-                                     data=data, method=method)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(req, timeout=10) as r:
-                return r.status, json.loads(r.read().decode())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read().decode())
+        return control_call(self.control_port, method, path, body)
 
     def rules(self, rules):
         st, reply = self._call("POST", "/rules", rules)
