@@ -8,21 +8,9 @@ BROKER=$BUILD/broker/pushpipe-broker
 BENCH=$BUILD/bench/broker/pp-bench-broker
 [ -x "$BROKER" ] && [ -x "$BENCH" ] || { echo "build $BROKER and $BENCH first" >&2; exit 2; }
 
-# a base port with the 7 ports after it free (bash-free: ask python, Debian's)
-PORT=$(/usr/bin/python3 -c '
-import random, socket
-def free(p):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", p)); return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-while True:
-    b = random.randint(20000, 60000)
-    if all(free(b + i) for i in range(7)):
-        print(b); break')
+# a base port with the 7 ports after it free (the tests' harness finds them)
+HERE=$(cd "$(dirname "$0")" && pwd)
+PORT=$(PYTHONPATH="$HERE/../../tests/lib" /usr/bin/python3 -c 'import pp_harness; print(pp_harness.free_ports(7))')
 ADDR=tcp://127.0.0.1:$PORT
 LOG=$(mktemp /tmp/pp-bench-broker.XXXXXX)
 "$BROKER" --bind "$ADDR" --metrics-port 0 --log-level warn >"$LOG" 2>&1 &

@@ -23,23 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# Free ports: one for mosquitto, seven consecutive for the (pretend) broker.
-PORTS=$(/usr/bin/python3 - <<'PY'
-import random, socket
-def free(p):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", p)); return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-while True:
-    m, b = random.randint(20000, 30000), random.randint(30000, 60000)
-    if free(m) and all(free(b + i) for i in range(7)):
-        print(m, b); break
-PY
-)
+# Free ports: one for mosquitto, seven consecutive for the (pretend) broker (the tests'
+# harness finds them).
+HERE=$(cd "$(dirname "$0")" && pwd)
+PORTS=$(PYTHONPATH="$HERE/../../tests/lib" /usr/bin/python3 -c 'import pp_harness
+print(pp_harness.free_port(), pp_harness.free_ports(7))')
 MQTT_PORT=${PORTS% *}
 BASE=${PORTS#* }
 

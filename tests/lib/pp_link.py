@@ -44,6 +44,16 @@ def make_batch(jobs):
     return b"".join(struct.pack(">QI", seq, len(body)) + bytes(body) for seq, body in jobs)
 
 
+def _run_until(side, cond, timeout):
+    """Polls side (a FakeHub or FakeWorker) until cond() is true or timeout seconds pass."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        side.poll(10)
+    return cond()
+
+
 class FakeHub:
     """The hub of one pool. Jobs are bytes; acked holds (worker_id, seq, body) per ack;
     outputs holds (worker_id, body) per "O" a worker sent (a resolver's APNS/MQTT jobs),
@@ -189,12 +199,7 @@ class FakeHub:
         self._pump()
 
     def run_until(self, cond, timeout=10.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return True
-            self.poll(10)
-        return cond()
+        return _run_until(self, cond, timeout)
 
     def close(self):
         self.sock.close(0)
@@ -281,12 +286,7 @@ class FakeWorker:
             self._send(b"H")
 
     def run_until(self, cond, timeout=10.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if cond():
-                return True
-            self.poll(10)
-        return cond()
+        return _run_until(self, cond, timeout)
 
     def close(self):
         """Graceful: flush acks, say "B", close with a bounded linger."""
