@@ -1,6 +1,6 @@
 #include "pp_apns_payload.h"
+#include "pp_jsonscan.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,64 +18,143 @@ void pp_apns_payload_clear(pp_apns_payload_t *p)
     memset(p, 0, sizeof *p);
 }
 
-/*  Moves data[key] into aps[key] when accept() likes it. Returns true when moved. */
-static bool s_move(json_t *data, json_t *aps, const char *key, int (*accept)(const json_t *))
+/*  The keys of data the rule reads, in the order aps is written. */
+enum { K_ALERT, K_TITLE, K_BODY, K_BADGE, K_SOUND, K_APS, K_COUNT };
+static const char *const s_keys[K_COUNT] = {"alert", "title", "body", "badge", "sound", "aps"};
+
+/*  The last member of each of those keys (JSON parsers that keep one value of a duplicate
+    key keep the last, as jansson did here before), and which of them move into aps. */
+typedef struct {
+    pp_jsonscan_value_t val[K_COUNT];
+    bool has[K_COUNT];
+    bool moved[K_COUNT];
+} s_members_t;
+
+static int s_key_index(pp_str_t key)
 {
-    json_t *v = json_object_get(data, key);
-    if (!v || !accept(v)) return false;
-    json_object_set(aps, key, v);
-    json_object_del(data, key);
-    return true;
+    for (int k = 0; k < K_COUNT; k++)
+        if (pp_jsonscan_key_is(key, s_keys[k])) return k;
+    return -1;
 }
 
-static int s_is_str_or_obj(const json_t *v)
+static void s_find(const pp_jsonscan_value_t *obj, s_members_t *m)
 {
-    return json_is_string(v) || json_is_object(v);
+    memset(m, 0, sizeof *m);
+    pp_jsonscan_iter_t it;
+    pp_str_t key;
+    pp_jsonscan_value_t val;
+    pp_jsonscan_members(obj, &it);
+    while (pp_jsonscan_next(&it, &key, &val)) {
+        int k = s_key_index(key);
+        if (k < 0) continue;
+        m->val[k] = val;
+        m->has[k] = true;
+    }
 }
 
-static int s_is_int(const json_t *v)
+static bool s_is(const s_members_t *m, int k, pp_jsonscan_type_t a, pp_jsonscan_type_t b)
 {
-    return json_is_integer(v);
+    return m->has[k] && (m->val[k].type == a || m->val[k].type == b);
 }
 
-/*  Builds the alert from "title"/"body" when data has no usable "alert". */
-static bool s_title_body(json_t *data, json_t *aps)
+/*  An output buffer sized for the worst case before writing (the caller's bound). */
+typedef struct {
+    char *p;
+    size_t len;
+} s_out_t;
+
+static void s_put(s_out_t *o, const char *s, size_t n)
 {
-    json_t *title = json_object_get(data, "title");
-    json_t *body = json_object_get(data, "body");
-    bool t = json_is_string(title), b = json_is_string(body);
-    if (!t && !b) return false;
-    json_t *alert = json_object();
-    if (t) json_object_set(alert, "title", title);
-    if (b) json_object_set(alert, "body", body);
-    json_object_set_new(aps, "alert", alert);
-    if (t) json_object_del(data, "title");
-    if (b) json_object_del(data, "body");
-    return true;
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
 }
 
-/*  Returns the payload object built from an object without "aps" (data is consumed).
-    Sets *background when nothing is shown. */
-static json_t *s_build_from_object(json_t *data, bool *background)
+static void s_puts(s_out_t *o, const char *s)
 {
-    json_t *aps = json_object();
-    bool shown = s_move(data, aps, "alert", s_is_str_or_obj);
-    if (!shown) shown = s_title_body(data, aps);
-    shown = s_move(data, aps, "badge", s_is_int) || shown;
-    shown = s_move(data, aps, "sound", s_is_str_or_obj) || shown;
-    if (!shown) json_object_set_new(aps, "content-available", json_integer(1));
-    *background = !shown;
-    json_t *out = json_object();
-    json_object_set_new(out, "aps", aps); /* first key: easier to read in logs */
-    json_object_update(out, data);
-    return out;
+    s_put(o, s, strlen(s));
+}
+
+static void s_put_member(s_out_t *o, bool *first, const char *key, pp_str_t val)
+{
+    if (!*first) s_puts(o, ",");
+    *first = false;
+    s_puts(o, key);
+    s_put(o, val.ptr, val.len);
+}
+
+/*  Writes aps from data's members into o, marks what moved. Returns true when something is
+    shown (alert, badge or sound); else writes content-available. */
+static bool s_write_aps(s_out_t *o, s_members_t *m)
+{
+    bool first = true;
+    s_puts(o, "{\"aps\":{");
+    if (s_is(m, K_ALERT, PP_JSONSCAN_STRING, PP_JSONSCAN_OBJECT)) {
+        s_put_member(o, &first, "\"alert\":", m->val[K_ALERT].text);
+        m->moved[K_ALERT] = true;
+    } else {
+        bool t = s_is(m, K_TITLE, PP_JSONSCAN_STRING, PP_JSONSCAN_STRING);
+        bool b = s_is(m, K_BODY, PP_JSONSCAN_STRING, PP_JSONSCAN_STRING);
+        if (t || b) {
+            s_puts(o, "\"alert\":{");
+            bool in = true;
+            if (t) s_put_member(o, &in, "\"title\":", m->val[K_TITLE].text);
+            if (b) s_put_member(o, &in, "\"body\":", m->val[K_BODY].text);
+            s_puts(o, "}");
+            first = false;
+            m->moved[K_TITLE] = t;
+            m->moved[K_BODY] = b;
+        }
+    }
+    if (s_is(m, K_BADGE, PP_JSONSCAN_INTEGER, PP_JSONSCAN_INTEGER)) {
+        s_put_member(o, &first, "\"badge\":", m->val[K_BADGE].text);
+        m->moved[K_BADGE] = true;
+    }
+    if (s_is(m, K_SOUND, PP_JSONSCAN_STRING, PP_JSONSCAN_OBJECT)) {
+        s_put_member(o, &first, "\"sound\":", m->val[K_SOUND].text);
+        m->moved[K_SOUND] = true;
+    }
+    bool shown = !first;
+    if (!shown) s_puts(o, "\"content-available\":1");
+    s_puts(o, "}");
+    return shown;
+}
+
+/*  The payload of an object without "aps": aps first (easier to read in logs), then every
+    member that did not move into aps, as written and in order (duplicates of a custom key
+    pass through, as the broker passes them; every member of a moved key leaves). */
+static void s_build_from_object(s_out_t *o, const pp_jsonscan_value_t *obj, bool *background)
+{
+    s_members_t m;
+    s_find(obj, &m);
+    *background = !s_write_aps(o, &m);
+    pp_jsonscan_iter_t it;
+    pp_str_t key;
+    pp_jsonscan_value_t val;
+    pp_jsonscan_members(obj, &it);
+    while (pp_jsonscan_next(&it, &key, &val)) {
+        int k = s_key_index(key);
+        if (k >= 0 && m.moved[k]) continue;
+        s_puts(o, ",");
+        s_put(o, key.ptr, key.len);
+        s_puts(o, ":");
+        s_put(o, val.text.ptr, val.text.len);
+    }
+    s_puts(o, "}");
 }
 
 /*  True when aps holds content-available and nothing to show. */
-static bool s_aps_is_background(json_t *aps)
+static bool s_aps_is_background(const pp_jsonscan_value_t *aps)
 {
-    return json_object_get(aps, "content-available") && !json_object_get(aps, "alert") &&
-           !json_object_get(aps, "badge") && !json_object_get(aps, "sound");
+    s_members_t m;
+    s_find(aps, &m);
+    bool ca = false;
+    pp_jsonscan_iter_t it;
+    pp_str_t key;
+    pp_jsonscan_value_t val;
+    pp_jsonscan_members(aps, &it);
+    while (!ca && pp_jsonscan_next(&it, &key, &val))
+        ca = pp_jsonscan_key_is(key, "content-available");
+    return ca && !m.has[K_ALERT] && !m.has[K_BADGE] && !m.has[K_SOUND];
 }
 
 static int s_fail(pp_apns_payload_t *out, const char **why, const char *reason)
@@ -94,44 +173,55 @@ static bool s_push_type_ok(pp_str_t t)
     return true;
 }
 
+/*  Most bytes the built payload adds to data's: the aps keys and braces (a moved key is
+    written as a plain name, never longer than the key as written). */
+#define S_OVERHEAD 128
+
+/*  Fills out->json and out->background from the checked data v. Returns 0 or a reason. */
+static const char *s_render(pp_str_t data, const pp_jsonscan_value_t *v, pp_apns_payload_t *out)
+{
+    s_members_t m = {0};
+    if (v->type == PP_JSONSCAN_OBJECT) s_find(v, &m);
+    if (m.has[K_APS]) {
+        if (m.val[K_APS].type != PP_JSONSCAN_OBJECT) return "bad_aps";
+        out->background = s_aps_is_background(&m.val[K_APS]);
+        out->json = malloc(data.len + 1);
+        if (!out->json) return "no_memory";
+        memcpy(out->json, data.ptr, data.len); /* as it is, byte for byte */
+        out->len = data.len;
+        out->json[out->len] = '\0';
+        return NULL;
+    }
+    s_out_t o = {malloc(v->text.len + S_OVERHEAD), 0};
+    if (!o.p) return "no_memory";
+    if (v->type == PP_JSONSCAN_OBJECT) {
+        s_build_from_object(&o, v, &out->background);
+    } else if (v->type == PP_JSONSCAN_STRING) {
+        s_puts(&o, "{\"aps\":{\"alert\":");
+        s_put(&o, v->text.ptr, v->text.len);
+        s_puts(&o, "}}");
+    } else {
+        s_puts(&o, "{\"aps\":{\"content-available\":1},\"data\":");
+        s_put(&o, v->text.ptr, v->text.len);
+        s_puts(&o, "}");
+        out->background = true;
+    }
+    o.p[o.len] = '\0';
+    out->json = o.p;
+    out->len = o.len;
+    return NULL;
+}
+
 int pp_apns_payload_build(pp_str_t data_json, pp_str_t push_type_opt, int priority_opt,
                           pp_apns_payload_t *out, const char **why)
 {
     memset(out, 0, sizeof *out);
     if (push_type_opt.len && !s_push_type_ok(push_type_opt))
         return s_fail(out, why, "bad_push_type");
-    json_error_t err;
-    json_t *data = json_loadb(data_json.ptr, data_json.len, JSON_DECODE_ANY, &err);
-    if (!data) return s_fail(out, why, "bad_json");
-    json_t *aps = json_is_object(data) ? json_object_get(data, "aps") : NULL;
-    if (aps) {
-        if (!json_is_object(aps)) {
-            json_decref(data);
-            return s_fail(out, why, "bad_aps");
-        }
-        out->background = s_aps_is_background(aps);
-        json_decref(data);
-        out->json = malloc(data_json.len + 1);
-        if (!out->json) return s_fail(out, why, "no_memory");
-        memcpy(out->json, data_json.ptr, data_json.len);
-        out->json[data_json.len] = '\0';
-        out->len = data_json.len;
-    } else {
-        json_t *payload;
-        if (json_is_object(data)) {
-            payload = s_build_from_object(data, &out->background);
-        } else if (json_is_string(data)) {
-            payload = json_pack("{s:{s:O}}", "aps", "alert", data);
-        } else {
-            payload = json_pack("{s:{s:i},s:O}", "aps", "content-available", 1, "data", data);
-            out->background = true;
-        }
-        json_decref(data);
-        out->json = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-        json_decref(payload);
-        if (!out->json) return s_fail(out, why, "no_memory");
-        out->len = strlen(out->json);
-    }
+    pp_jsonscan_value_t v;
+    if (pp_jsonscan_check(data_json, &v) != 0) return s_fail(out, why, "bad_json");
+    const char *bad = s_render(data_json, &v, out);
+    if (bad) return s_fail(out, why, bad);
     const char *type = out->background ? "background" : "alert";
     if (push_type_opt.len) {
         memcpy(out->push_type, push_type_opt.ptr, push_type_opt.len);

@@ -1,4 +1,4 @@
-/*  pp_apns_payload: builds the one APNs payload of a message from its data (jansson).
+/*  pp_apns_payload: builds the one APNs payload of a message from its data.
 
     Built once per message and shared by every recipient. The rule (docs/resolver.md):
     - data is an object with an "aps" key: the data is the payload, byte for byte ("aps"
@@ -16,6 +16,13 @@
     content-available). Priority: 5 for background pushes (Apple requires it), else the
     message's apns_priority option, else 0 (the sender's default, 10).
     Size limit: 4096 bytes, 5120 for push type voip.
+
+    Every JSON text is accepted (pp_jsonscan), and the payload is assembled from spans of
+    the data as written, never parsed into numbers or C strings: integers of any size
+    (2^64-1, -2^63), \u0000 in strings and keys, and every other value reach Apple exactly
+    as the broker wrote them. When a key the rule reads (alert, badge, ...) is given twice,
+    the last one counts and every copy of a key moved into aps leaves the top level; other
+    duplicate keys pass through.
 */
 #ifndef PP_APNS_PAYLOAD_H
 #define PP_APNS_PAYLOAD_H

@@ -400,7 +400,7 @@ static int s_group(pp_resolver_t *r)
 {
     pp_str_t gid = r->job->ids[0];
     const pp_resolve_job_t *job = r->job;
-    if (!pp_user_id_valid(gid, PP_USER_MAX_ID)) {
+    if (!pp_user_id_valid(gid, PP_ID_MAX_LEN)) {
         s_skip(r, SK_BAD_ID, gid);
         return 0;
     }
@@ -430,7 +430,7 @@ static size_t s_prepare_ids(pp_resolver_t *r, const pp_resolve_job_t *job, pp_st
     size_t n = 0;
     for (size_t i = 0; i < job->n_ids; i++) {
         pp_str_t id = job->ids[i];
-        if (!pp_user_id_valid(id, PP_USER_MAX_ID)) {
+        if (!pp_user_id_valid(id, PP_ID_MAX_LEN)) {
             s_skip(r, SK_BAD_ID, id);
             continue;
         }

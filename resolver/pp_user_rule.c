@@ -8,7 +8,7 @@ void pp_user_rule_cfg_init(pp_user_rule_cfg_t *cfg)
     cfg->default_env = PP_ENV_PRODUCTION;
     cfg->default_ident = (pp_str_t){"", 0};
     cfg->token_min = 16;
-    cfg->token_max = 200;
+    cfg->token_max = PP_TOKEN_MAX_LEN;
 }
 
 static bool s_eq_nocase(pp_str_t s, const char *lit)
@@ -45,44 +45,10 @@ bool pp_user_token_valid(pp_str_t token, size_t min, size_t max)
 
 bool pp_user_ident_valid(pp_str_t ident)
 {
-    if (ident.len == 0 || ident.len > PP_USER_MAX_IDENT) return false;
+    if (ident.len == 0 || ident.len > PP_IDENT_MAX_LEN) return false;
     for (size_t i = 0; i < ident.len; i++) {
         unsigned char c = (unsigned char)ident.ptr[i];
         if (c <= 0x20 || c >= 0x7f) return false;
-    }
-    return true;
-}
-
-/*  Hand-written: none of the project's libraries exposes a UTF-8 check on a byte range
-    (jansson checks internally but only while building a string value). */
-bool pp_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned char c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t n;
-        unsigned int cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07;
-        else
-            return false;
-        if ((size_t)(end - p) <= n) return false;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
     }
     return true;
 }

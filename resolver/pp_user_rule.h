@@ -8,14 +8,12 @@
 #define PP_USER_RULE_H
 
 #include "pp_job.h"
+#include "pp_json.h"   /* pp_utf8_valid */
+#include "pp_limits.h" /* PP_ID_MAX_LEN, PP_TOKEN_MAX_LEN, PP_IDENT_MAX_LEN */
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/*  Longest id (user or group) the resolver accepts from a job or from Redis. */
-#define PP_USER_MAX_ID 256
-/*  Longest app_ident accepted (a bundle id; Apple's limit is well below). */
-#define PP_USER_MAX_IDENT 255
 
 /*  One user's fields; an empty string stands for a missing field (nil). */
 typedef struct {
@@ -49,7 +47,8 @@ typedef struct {
     pp_str_t ident;       /* the app ident to use (points into fields or cfg) */
 } pp_user_decision_t;
 
-/*  Fills cfg with the defaults: production, no default ident, tokens of 16..200 hex. */
+/*  Fills cfg with the defaults: production, no default ident, tokens of 16..PP_TOKEN_MAX_LEN
+    hex. */
 void pp_user_rule_cfg_init(pp_user_rule_cfg_t *cfg);
 
 /*  True when app_focus says the app is in the foreground: "1", "true", "yes" or "on",
@@ -63,15 +62,12 @@ int pp_user_env(pp_str_t version, int def, bool *defaulted);
 /*  True when token is only hex digits (either case) and min <= length <= max. */
 bool pp_user_token_valid(pp_str_t token, size_t min, size_t max);
 
-/*  True when ident is 1..PP_USER_MAX_IDENT printable ASCII characters without spaces. */
+/*  True when ident is 1..PP_IDENT_MAX_LEN printable ASCII characters without spaces. */
 bool pp_user_ident_valid(pp_str_t ident);
 
 /*  True when id can name a user or group: 1..max bytes of valid UTF-8 without NUL, control
     characters, '/', '+' or '#' (it becomes an MQTT topic level and part of a Redis key). */
 bool pp_user_id_valid(pp_str_t id, size_t max);
-
-/*  True when the bytes are valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-bool pp_utf8_valid(const char *s, size_t len);
 
 /*  Applies the rule to one user's fields. */
 void pp_user_decide(const pp_user_rule_cfg_t *cfg, const pp_user_fields_t *f,

@@ -16,7 +16,7 @@ typedef enum {
     K_NIL,           /* nil where an array was expected */
     K_BAD_ARITY,     /* an array of the wrong length */
     K_BAD_TYPE,      /* an element of the wrong type (not a string) */
-    K_HUGE_MEMBER,   /* member longer than PP_USER_MAX_ID */
+    K_HUGE_MEMBER,   /* member longer than PP_ID_MAX_LEN */
     K_BAD_UTF8,      /* member bytes that are not UTF-8 */
     K_BAD_ID,        /* member not usable as an id ('/', '+', '#', control characters) */
     K_BAD_CURSOR,    /* SSCAN cursor that is not a decimal number */
@@ -82,7 +82,7 @@ pp_userdb_t *pp_userdb_new(const pp_userdb_cfg_t *cfg, pp_metrics_t *metrics)
     db->slot_replies[0] = calloc(db->cfg.pipeline, sizeof(redisReply *));
     db->slot_replies[1] = calloc(db->cfg.pipeline, sizeof(redisReply *));
     /* per command: 40 bytes of RESP around the key, the key, and the field names */
-    db->out_cap = db->cfg.pipeline * (128 + PP_USER_MAX_ID);
+    db->out_cap = db->cfg.pipeline * (128 + PP_ID_MAX_LEN);
     db->out = malloc(db->out_cap);
     if (!db->slot_replies[0] || !db->slot_replies[1] || !db->out) {
         free(db->slot_replies[0]);
@@ -317,7 +317,7 @@ int pp_userdb_users_send(pp_userdb_t *db, const pp_str_t *uids, size_t n)
                                "\r\n$9\r\napp_focus\r\n";
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t len = uids[i].len < PP_USER_MAX_ID ? uids[i].len : PP_USER_MAX_ID;
+        size_t len = uids[i].len < PP_ID_MAX_LEN ? uids[i].len : PP_ID_MAX_LEN;
         int head = snprintf(db->out + used, db->out_cap - used,
                             "*6\r\n$5\r\nHMGET\r\n$%zu\r\nUser:", len + 5);
         used += (size_t)head;
@@ -412,7 +412,7 @@ static bool s_member_ok(pp_userdb_t *db, const redisReply *e, pp_str_t gid)
         return false;
     }
     pp_str_t id = {e->str, e->len};
-    if (id.len > PP_USER_MAX_ID) {
+    if (id.len > PP_ID_MAX_LEN) {
         s_bad(db, K_HUGE_MEMBER, "GroupAppleUser", gid);
         return false;
     }
@@ -420,7 +420,7 @@ static bool s_member_ok(pp_userdb_t *db, const redisReply *e, pp_str_t gid)
         s_bad(db, K_BAD_UTF8, "GroupAppleUser", gid);
         return false;
     }
-    if (!pp_user_id_valid(id, PP_USER_MAX_ID)) {
+    if (!pp_user_id_valid(id, PP_ID_MAX_LEN)) {
         s_bad(db, K_BAD_ID, "GroupAppleUser", gid);
         return false;
     }

@@ -13,7 +13,7 @@
     as "nothing there" (no members, no user fields), so one bad key never stalls the stream.
     Not every failure surfaces at once: a call made while HMGET rounds are in flight fails.
 
-    Members returned are checked (strings, at most PP_USER_MAX_ID bytes, valid UTF-8, usable
+    Members returned are checked (strings, at most PP_ID_MAX_LEN bytes, valid UTF-8, usable
     as an MQTT topic level); bad ones are dropped and counted. Returned strings point into
     replies the userdb keeps: group members until the next group call, user fields until the
     next pp_userdb_users() call.

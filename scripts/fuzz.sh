@@ -1,13 +1,16 @@
 #!/bin/sh
 # Builds the client-frame fuzzer (proto/fuzz/fuzz_frame.c) with clang + libFuzzer + ASan +
-# UBSan in build-fuzz/ and runs it for a bounded time.
+# UBSan in build-fuzz/ and runs it for a bounded time. Besides the decoder's promises it
+# checks the pair broker -> resolver: every accepted frame's data must make an APNs payload
+# in the resolver's builder (resolver/pp_apns_payload.h).
 #   FUZZ_SECONDS   how long to fuzz (default 60)
+#   FUZZ_BUILD_DIR where to build (default build-fuzz/ in the source tree)
 #   FUZZ_JOBS      parallel fuzzing processes (default 1; the machine has 2 cores)
-# New inputs go to build-fuzz/fuzz-corpus/, never into the committed seed corpus
-# (proto/fuzz/corpus/). A crash leaves crash-* files in build-fuzz/ and exits non-zero.
+# New inputs go to <build>/fuzz-corpus/, never into the committed seed corpus
+# (proto/fuzz/corpus/). A crash leaves crash-* files in the build dir and exits non-zero.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-build="$root/build-fuzz"
+build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 secs="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-1}"
 san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"

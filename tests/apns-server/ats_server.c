@@ -32,8 +32,8 @@ typedef struct s_stream {
     int32_t id;
     s_conn_t *conn;
     struct s_stream *prev, *next;   /* the connection's streams */
-    struct s_stream *dprev, *dnext; /* the delay queue */
-    bool delayed, done;
+    struct s_stream *dprev, *dnext; /* the delay queue, or the held list */
+    bool delayed, held, done, answered;
     uint64_t due_ms;
     uint64_t received_us;
     ats_request_t req;
@@ -49,6 +49,7 @@ struct s_conn {
     nghttp2_session *h2;
     uint64_t id;
     bool handshaken, want_out, dirty, ramp_pending, goaway;
+    bool zero_stuck; /* zero_streams: SETTINGS_MAX_CONCURRENT_STREAMS 0 for good */
     int32_t goaway_last;
     uint64_t goaway_ms;
     ats_conn_auth_t auth;
@@ -70,6 +71,7 @@ struct ats_server_t {
     size_t n_conns;
     uint64_t next_conn_id;
     s_stream_t *dhead, *dtail; /* delayed requests, by due time */
+    s_stream_t *hhead;         /* requests held unanswered by never_answer */
     uint8_t *rbuf;
     pp_ratelimit_t rl;
 };
@@ -90,8 +92,35 @@ static void s_log_ssl(const char *event, s_conn_t *c)
 
 /* ---- streams and the delay queue --------------------------------------------------- */
 
+static void s_held_unlink(ats_server_t *srv, s_stream_t *st)
+{
+    if (st->dprev)
+        st->dprev->dnext = st->dnext;
+    else
+        srv->hhead = st->dnext;
+    if (st->dnext) st->dnext->dprev = st->dprev;
+    st->dprev = st->dnext = NULL;
+    st->held = false;
+}
+
+/*  never_answer: the request stays open, unanswered and unrecorded, until the client
+    resets it or its connection closes. */
+static void s_hold(ats_server_t *srv, s_stream_t *st)
+{
+    st->dprev = NULL;
+    st->dnext = srv->hhead;
+    if (srv->hhead) srv->hhead->dprev = st;
+    srv->hhead = st;
+    st->held = true;
+    ats_state_held(srv->state);
+}
+
 static void s_delay_unlink(ats_server_t *srv, s_stream_t *st)
 {
+    if (st->held) {
+        s_held_unlink(srv, st);
+        return;
+    }
     if (!st->delayed) return;
     if (st->dprev)
         st->dprev->dnext = st->dnext;
@@ -283,6 +312,7 @@ static void s_respond(s_conn_t *c, s_stream_t *st, const ats_decision_t *d, cons
 {
     char status[4];
     snprintf(status, sizeof status, "%d", d->out_status);
+    st->answered = true;
     nghttp2_nv nva[3] = {
         {(uint8_t *)":status", (uint8_t *)status, 7, strlen(status), NGHTTP2_NV_FLAG_NO_COPY_NAME},
         {(uint8_t *)"apns-id", (uint8_t *)apns_id, 7, strlen(apns_id),
@@ -312,6 +342,7 @@ static void s_process(s_conn_t *c, s_stream_t *st)
     c->dirty = true;
     if (c->goaway && st->id > c->goaway_last) {
         /* Above the GOAWAY's last-stream-id: not processed, the client must retry. */
+        st->answered = true;
         nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
         return;
     }
@@ -354,7 +385,11 @@ static void s_process(s_conn_t *c, s_stream_t *st)
 static void s_request_done(s_conn_t *c, s_stream_t *st)
 {
     int delay = ats_state_delay_ms(c->srv->state);
-    if (delay <= 0) {
+    if (delay < 0) {
+        s_hold(c->srv, st);
+        return;
+    }
+    if (delay == 0) {
         s_process(c, st);
         return;
     }
@@ -442,8 +477,10 @@ static int s_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
 static int s_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                              void *user_data)
 {
-    (void)error_code, (void)user_data;
+    s_conn_t *c = user_data;
     s_stream_t *st = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (st && st->done && !st->answered && error_code != NGHTTP2_NO_ERROR)
+        ats_state_client_reset(c->srv->state, error_code);
     if (st) s_stream_free(st);
     return 0;
 }
@@ -549,8 +586,12 @@ static int s_handshake(s_conn_t *c)
     s_peer_cert(c);
     ats_server_t *srv = c->srv;
     if (nghttp2_session_server_new2(&c->h2, srv->cbs, c, srv->opt) != 0) return -1;
-    c->ramp_pending = srv->cfg->check.jwt_key && !c->auth.cert_ok && srv->cfg->stream_ramp;
-    s_submit_max_streams(c, c->ramp_pending ? 1 : srv->cfg->max_concurrent_streams);
+    c->zero_stuck = ats_state_zero_streams(srv->state);
+    c->ramp_pending = srv->cfg->check.jwt_key && !c->auth.cert_ok && srv->cfg->stream_ramp &&
+                      !c->zero_stuck;
+    s_submit_max_streams(c, c->zero_stuck     ? 0
+                            : c->ramp_pending ? 1
+                                              : srv->cfg->max_concurrent_streams);
     pp_debug("conn_ready", "conn=%llu cert=%d", (unsigned long long)c->id, c->auth.cert_ok);
     return 1;
 }
@@ -677,7 +718,12 @@ static void s_take_actions(ats_server_t *srv)
     }
     for (s_conn_t *c = srv->conns; c; c = c->next) {
         if (!c->h2) continue;
-        if (a.max_concurrent_streams >= 0) {
+        if (a.zero_streams && !c->zero_stuck) {
+            c->zero_stuck = true;
+            c->ramp_pending = false;
+            s_submit_max_streams(c, 0);
+        }
+        if (a.max_concurrent_streams >= 0 && !c->zero_stuck) {
             c->ramp_pending = false;
             s_submit_max_streams(c, (uint32_t)a.max_concurrent_streams);
         }
@@ -685,6 +731,7 @@ static void s_take_actions(ats_server_t *srv)
             s_goaway(c, nghttp2_session_get_last_proc_stream_id(c->h2), a.goaway_code,
                      a.goaway_reason);
     }
+    if (a.zero_streams) pp_info("zero_streams_sent", "connections=%zu", srv->n_conns);
     if (a.max_concurrent_streams >= 0)
         pp_info("max_concurrent_streams_sent", "value=%lld connections=%zu",
                 (long long)a.max_concurrent_streams, srv->n_conns);

@@ -30,6 +30,7 @@ struct ats_state_t {
     uint32_t goaway_code;
     char goaway_reason[64];
     int delay_ms;
+    bool never_answer, zero_streams;
     bool expire_jwt_once;
 
     ats_actions_t actions;
@@ -37,6 +38,7 @@ struct ats_state_t {
     /* counters */
     uint64_t requests, accepted, records_dropped, connections, connections_open, goaways;
     uint64_t jwt_verified;
+    uint64_t held, client_resets, client_cancels;
     uint64_t status[600];
     json_t *rejected; /* reason -> count */
     int64_t iats[MAX_DISTINCT_IAT];
@@ -59,6 +61,7 @@ static void s_clear_rules(ats_state_t *s)
     s->throttle_left = 0;
     s->goaway_after = -1;
     s->delay_ms = 0;
+    s->never_answer = s->zero_streams = false;
     s->expire_jwt_once = false;
 }
 
@@ -264,9 +267,32 @@ void ats_state_decide(ats_state_t *s, ats_decision_t *d)
 int ats_state_delay_ms(ats_state_t *s)
 {
     pthread_mutex_lock(&s->lock);
-    int ms = s->delay_ms;
+    int ms = s->never_answer ? -1 : s->delay_ms;
     pthread_mutex_unlock(&s->lock);
     return ms;
+}
+
+bool ats_state_zero_streams(ats_state_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool z = s->zero_streams;
+    pthread_mutex_unlock(&s->lock);
+    return z;
+}
+
+void ats_state_held(ats_state_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->held++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void ats_state_client_reset(ats_state_t *s, uint32_t error_code)
+{
+    pthread_mutex_lock(&s->lock);
+    s->client_resets++;
+    if (error_code == 8) s->client_cancels++; /* CANCEL (RFC 9113 section 7) */
+    pthread_mutex_unlock(&s->lock);
 }
 
 void ats_state_conn_opened(ats_state_t *s)
@@ -373,7 +399,7 @@ static int s_check_rules(json_t *rules, char *err, size_t errlen)
     static const char *const known[] = {
         "tokens",     "throttle", "goaway_after",    "goaway_error_code",      "goaway_reason",
         "goaway_now", "delay_ms", "expire_jwt_once", "max_concurrent_streams", "drop_connections",
-        NULL};
+        "never_answer", "zero_streams", NULL};
     if (!json_is_object(rules)) return s_err(err, errlen, "rules must be a JSON object");
     const char *key;
     json_t *val;
@@ -427,7 +453,8 @@ static int s_check_rules(json_t *rules, char *err, size_t errlen)
     if (m &&
         (!json_is_integer(m) || json_integer_value(m) < 0 || json_integer_value(m) > 0x7fffffffLL))
         return s_err(err, errlen, "max_concurrent_streams must be an integer >= 0");
-    static const char *const flags[] = {"expire_jwt_once", "drop_connections", "goaway_now", NULL};
+    static const char *const flags[] = {"expire_jwt_once", "drop_connections", "goaway_now",
+                                        "never_answer",    "zero_streams",     NULL};
     for (const char *const *f = flags; *f; f++) {
         json_t *b = json_object_get(rules, *f);
         if (b && !json_is_boolean(b)) {
@@ -490,6 +517,15 @@ int ats_state_apply_rules(ats_state_t *s, json_t *rules, char *err, size_t errle
             json_integer_value(json_object_get(rules, "max_concurrent_streams"));
         wake = true;
     }
+    if (json_object_get(rules, "never_answer"))
+        s->never_answer = json_is_true(json_object_get(rules, "never_answer"));
+    if (json_object_get(rules, "zero_streams")) {
+        s->zero_streams = json_is_true(json_object_get(rules, "zero_streams"));
+        if (s->zero_streams) {
+            s->actions.zero_streams = true;
+            wake = true;
+        }
+    }
     if (json_is_true(json_object_get(rules, "drop_connections"))) {
         s->actions.drop_connections = true;
         wake = true;
@@ -505,6 +541,7 @@ void ats_state_reset(ats_state_t *s)
     s_free_records(s);
     s_clear_rules(s);
     s->requests = s->accepted = s->records_dropped = s->goaways = s->jwt_verified = 0;
+    s->held = s->client_resets = s->client_cancels = 0;
     s->connections = s->connections_open; /* those still open count as seen */
     memset(s->status, 0, sizeof s->status);
     json_object_clear(s->rejected);
@@ -581,6 +618,9 @@ char *ats_state_stats_json(ats_state_t *s)
     json_object_set_new(o, "jwt_verified", json_integer((json_int_t)s->jwt_verified));
     json_object_set_new(o, "jwt_distinct_iat", json_integer((json_int_t)s->n_iats));
     json_object_set_new(o, "jwt_team_updates", json_integer((json_int_t)s->token_updates));
+    json_object_set_new(o, "held", json_integer((json_int_t)s->held));
+    json_object_set_new(o, "client_resets", json_integer((json_int_t)s->client_resets));
+    json_object_set_new(o, "client_cancels", json_integer((json_int_t)s->client_cancels));
     json_t *st = json_object();
     for (int i = 100; i < 600; i++) {
         if (s->status[i]) {

@@ -50,6 +50,7 @@ typedef struct {
 /*  Actions the control API asks of the loop, taken all at once. */
 typedef struct {
     int64_t max_concurrent_streams; /* -1: none */
+    bool zero_streams;              /* every open connection goes to 0 streams for good */
     bool drop_connections;
     bool goaway_now;
     uint32_t goaway_code;
@@ -78,13 +79,22 @@ void ats_state_set_min_token_interval(ats_state_t *s, int64_t seconds);
 /*  Applies the rules and counters to one finished request (see ats_decision_t). */
 void ats_state_decide(ats_state_t *s, ats_decision_t *d);
 
-/*  The response delay in ms now in force. */
+/*  The response delay in ms now in force, or -1 while "never_answer" is on (requests that
+    complete then are held unanswered for the life of their stream). */
 int ats_state_delay_ms(ats_state_t *s);
+
+/*  True while "zero_streams" is on: a new connection starts with
+    SETTINGS_MAX_CONCURRENT_STREAMS 0 and keeps it for its whole life. */
+bool ats_state_zero_streams(ats_state_t *s);
 
 /*  Connection bookkeeping and GOAWAY counting from the loop. */
 void ats_state_conn_opened(ats_state_t *s);
 void ats_state_conn_closed(ats_state_t *s);
 void ats_state_goaway_sent(ats_state_t *s);
+/*  A request held by never_answer; a stream the client reset (RST_STREAM) before it was
+    answered, with the error code. For /stats. */
+void ats_state_held(ats_state_t *s);
+void ats_state_client_reset(ats_state_t *s, uint32_t error_code);
 
 /*  Takes the pending actions (and clears them). */
 void ats_state_take_actions(ats_state_t *s, ats_actions_t *a);

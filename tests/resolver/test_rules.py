@@ -143,6 +143,27 @@ j = broker.apns_for("m-opts")
 c.check(len(j) == 1 and j[0][6] == "alert" and j[0][7] == 10 and j[0][8] == 1900000000
         and j[0][9] == "c1", "payload: push type, priority, expiration, collapse id carried")
 
+# Data the broker accepts (proto/PROTOCOL.md: NUL in strings, integers over the full int64
+# and uint64 ranges) reaches the APNs payload exactly as the broker writes it (pp_json:
+# \u0000, decimal integers), for a built aps, for a given aps, and for the MQTT payload.
+bad0 = metric("payload_invalid_total")
+data_text = ('{"alert":"a\\u0000b","badge":18446744073709551615,"two63":9223372036854775808,'
+             '"min":-9223372036854775808,"s":"\\u0000"}')
+run("m-exact", 2, ["u1", "u9"], data_text, want_apns=[1], want_topics=[1])
+j = broker.apns_for("m-exact")
+c.check(len(j) == 1 and j[0][5] ==
+        '{"aps":{"alert":"a\\u0000b","badge":18446744073709551615},"two63":9223372036854775808,'
+        '"min":-9223372036854775808,"s":"\\u0000"}',
+        "payload: NUL in strings, 2^64-1, 2^63 and -2^63 reach the APNs payload intact")
+m = broker.mqtt_for("m-exact")
+c.check(len(m) == 1 and m[0][4] == data_text, "payload: the same data reaches MQTT intact")
+aps_text = '{"aps":{"alert":"\\u0000","badge":9223372036854775808},"k\\u0000":-9223372036854775808}'
+run("m-exact-aps", 3, ["u1"], aps_text, want_apns=[1])
+j = broker.apns_for("m-exact-aps")
+c.check(len(j) == 1 and j[0][5] == aps_text,
+        "payload: aps with NUL in a key and big integers passed through as is")
+c.eq(metric("payload_invalid_total") - bad0, 0, "payload: none of them counted invalid")
+
 
 def sized(n):
     """Data with aps whose JSON text is exactly n bytes."""

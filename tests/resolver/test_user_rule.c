@@ -76,6 +76,15 @@ static void test_ids(void **state)
     assert_true(pp_user_ident_valid(S("com.example.app")));
     assert_false(pp_user_ident_valid(S("com example")));
     assert_false(pp_user_ident_valid(S("")));
+    /* the bound is proto/pp_limits.h's, shared with the broker and the APNs sender */
+    char ident[PP_IDENT_MAX_LEN + 2];
+    memset(ident, 'a', sizeof ident);
+    assert_true(pp_user_ident_valid((pp_str_t){ident, PP_IDENT_MAX_LEN}));
+    assert_false(pp_user_ident_valid((pp_str_t){ident, PP_IDENT_MAX_LEN + 1}));
+    char id[PP_ID_MAX_LEN + 1];
+    memset(id, 'u', sizeof id);
+    assert_true(pp_user_id_valid((pp_str_t){id, PP_ID_MAX_LEN}, PP_ID_MAX_LEN));
+    assert_false(pp_user_id_valid((pp_str_t){id, PP_ID_MAX_LEN + 1}, PP_ID_MAX_LEN));
 }
 
 static void test_decide(void **state)
