@@ -202,8 +202,8 @@ int pp_jsonscan_check(pp_str_t text, pp_jsonscan_value_t *out)
     }
     if (p != end) return -1;
     const char *last = end;
-    while (last > start && (last[-1] == ' ' || last[-1] == '\t' || last[-1] == '\n' ||
-                            last[-1] == '\r'))
+    while (last > start &&
+           (last[-1] == ' ' || last[-1] == '\t' || last[-1] == '\n' || last[-1] == '\r'))
         last--;
     out->type = first;
     out->text = (pp_str_t){start, (size_t)(last - start)};

@@ -14,7 +14,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 /*  One user's fields; an empty string stands for a missing field (nil). */
 typedef struct {
     pp_str_t token;

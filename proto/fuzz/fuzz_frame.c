@@ -7,8 +7,9 @@
     The pair broker -> resolver: every accepted frame is encoded as the broker encodes its
     RESOLVE job, decoded as the resolver decodes it, and its data given to the resolver's
     APNs payload builder (resolver/pp_apns_payload.h), which must accept it (or find it
-    over Apple's size limit, or find an "aps" that is not an object) and build a payload that is a JSON object with an "aps"
-    object, read back by pp_jsonscan and by jansson. Build: scripts/fuzz.sh. */
+    over Apple's size limit, or find an "aps" that is not an object) and build a payload that is a
+   JSON object with an "aps" object, read back by pp_jsonscan and by jansson. Build:
+   scripts/fuzz.sh. */
 #include "pp_apns_payload.h"
 #include "pp_frame.h"
 #include "pp_job.h"

@@ -587,8 +587,8 @@ static int s_handshake(s_conn_t *c)
     ats_server_t *srv = c->srv;
     if (nghttp2_session_server_new2(&c->h2, srv->cbs, c, srv->opt) != 0) return -1;
     c->zero_stuck = ats_state_zero_streams(srv->state);
-    c->ramp_pending = srv->cfg->check.jwt_key && !c->auth.cert_ok && srv->cfg->stream_ramp &&
-                      !c->zero_stuck;
+    c->ramp_pending =
+        srv->cfg->check.jwt_key && !c->auth.cert_ok && srv->cfg->stream_ramp && !c->zero_stuck;
     s_submit_max_streams(c, c->zero_stuck     ? 0
                             : c->ramp_pending ? 1
                                               : srv->cfg->max_concurrent_streams);

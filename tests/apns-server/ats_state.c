@@ -396,10 +396,19 @@ static int s_status_reason(json_t *o, int def_status, int *status, const char **
 
 static int s_check_rules(json_t *rules, char *err, size_t errlen)
 {
-    static const char *const known[] = {
-        "tokens",     "throttle", "goaway_after",    "goaway_error_code",      "goaway_reason",
-        "goaway_now", "delay_ms", "expire_jwt_once", "max_concurrent_streams", "drop_connections",
-        "never_answer", "zero_streams", NULL};
+    static const char *const known[] = {"tokens",
+                                        "throttle",
+                                        "goaway_after",
+                                        "goaway_error_code",
+                                        "goaway_reason",
+                                        "goaway_now",
+                                        "delay_ms",
+                                        "expire_jwt_once",
+                                        "max_concurrent_streams",
+                                        "drop_connections",
+                                        "never_answer",
+                                        "zero_streams",
+                                        NULL};
     if (!json_is_object(rules)) return s_err(err, errlen, "rules must be a JSON object");
     const char *key;
     json_t *val;
