@@ -407,13 +407,13 @@ static void s_log_error(pp_broker_t *b, const char *event, const char *where)
 /*  Hands *msg to the stage's pool (moved, so *msg is left empty). force: ignore the pool's
     bounds (an output already read must not be dropped); otherwise the caller checked that
     the pool is not full. */
-static void s_to_pool(pp_broker_t *b, pp_stage_t s, zmq_msg_t *msg, bool force)
+static int s_to_pool(pp_broker_t *b, pp_stage_t s, zmq_msg_t *msg, bool force)
 {
     int rc =
         force ? pp_dispatch_enqueue_force(b->pool[s], msg) : pp_dispatch_enqueue(b->pool[s], msg);
     if (rc == 0) {
         b->tally.forwarded[s]++;
-        return;
+        return 0;
     }
     /* Out of memory (or, not reached, a caller that did not check): counted, not asserted. */
     errno = ENOMEM;
@@ -421,6 +421,7 @@ static void s_to_pool(pp_broker_t *b, pp_stage_t s, zmq_msg_t *msg, bool force)
     s_log_error(b, "enqueue_failed", s_stage_names[s]);
     zmq_msg_close(msg);
     zmq_msg_init(msg);
+    return -1;
 }
 
 static void s_bad_job(pp_broker_t *b, int why, size_t size)
@@ -473,8 +474,8 @@ static void s_reject(pp_broker_t *b, pp_ep_t ep, int reason, const char *detail,
 }
 
 /*  Encodes the decoded frame as a RESOLVE job into b->job and hands it to the resolve pool
-    (the caller checked that it is not full). Returns 0, or
-    -1 if the job could not be built (nothing sent). */
+    (the caller checked that it is not full). Returns 0 once the job is queued, or -1 if
+    it could not be built or queued (out of memory): then nothing is queued. */
 static int s_send_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *id,
                           uint64_t received_us)
 {
@@ -490,9 +491,9 @@ static int s_send_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *i
     zmq_msg_t out;
     if (zmq_msg_init_size(&out, b->job.size) != 0) return -1;
     memcpy(zmq_msg_data(&out), b->job.data, b->job.size);
-    s_to_pool(b, PP_STAGE_RESOLVE, &out, false);
+    int rc = s_to_pool(b, PP_STAGE_RESOLVE, &out, false);
     zmq_msg_close(&out); /* empty after s_to_pool; closing an empty message is free */
-    return 0;
+    return rc;
 }
 
 /*  Validates and stamps one client frame and sends its RESOLVE job. Returns PP_FRAME_OK
@@ -512,7 +513,8 @@ static int s_accept_frame(pp_broker_t *b, pp_ep_t ep, const void *buf, size_t le
     }
     pp_msgid_next(b->ids, id);
     if (s_send_resolve(b, &frame, id, now_us) != 0) {
-        *detail = "the job could not be encoded";
+        /* Never "accepted" for a job that is not queued: the client must resend. */
+        *detail = "the job could not be queued (out of memory)";
         s_reject(b, ep, S_REASON_INTERNAL, *detail, len);
         return S_REASON_INTERNAL;
     }

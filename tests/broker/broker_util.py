@@ -21,7 +21,7 @@ class Broker:
     test sets broker.link, workers are declared dead only after 30 s of silence, so that a
     test busy elsewhere for a while does not lose its fake workers."""
 
-    def __init__(self, args, wd, broker_cfg=None, name="broker", top=None):
+    def __init__(self, args, wd, broker_cfg=None, name="broker", top=None, env=None):
         self.base = h.free_ports(7)
         self.metrics_port = h.free_port()
         cfg = dict(top or {})
@@ -32,7 +32,7 @@ class Broker:
         self.address = "tcp://127.0.0.1:%d" % self.base
         self.proc = h.Proc([h.binary(args.build_dir, "pushpipe-broker"), "--config",
                             self.config, "--bind", self.address],
-                           os.path.join(wd, name + ".log"))
+                           os.path.join(wd, name + ".log"), env=env)
         h.wait_for(self._up, 10, what="broker metrics")
         for role in BOUND:
             h.wait_port(self.base + ENDPOINTS.index(role))
