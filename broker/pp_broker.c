@@ -151,7 +151,8 @@ void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg, const char *
     s_read_bind(c, cfg, default_bind);
     s_read_instance(c, cfg);
     cfg->hwm = (int)pp_config_int(c, "broker.hwm", 1000, 1, 10000000);
-    cfg->drain_ms = (int)pp_config_int(c, "broker.drain_ms", 5000, 0, 3600000);
+    cfg->drain_ms =
+        (int)pp_config_int(c, "broker.drain_ms", PP_DEFAULT_BROKER_DRAIN_MS, 0, 3600000);
     cfg->log_rejects_per_s = (int)pp_config_int(c, "broker.log_rejects_per_s", 10, 0, 100000);
     cfg->heartbeat_ms = (uint32_t)pp_config_int(c, "broker.link.heartbeat_ms",
                                                 PP_DISPATCH_DEFAULT_HEARTBEAT_MS, 10, 60000);

@@ -40,6 +40,9 @@ typedef enum {
 } pp_ep_t;
 
 #define PP_DEFAULT_BROKER_ADDRESS "tcp://127.0.0.1:5560"
+/* broker.drain_ms when the config does not set it; the launcher checks its stop timeout
+   against the same value. */
+#define PP_DEFAULT_BROKER_DRAIN_MS 5000
 
 /*  Writes the endpoint for role `which` derived from base ("tcp://host:port" or
     "ipc:///path") into out. Returns 0, or -1 if base is not of that form. */

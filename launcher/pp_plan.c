@@ -1,4 +1,5 @@
 #include "pp_plan.h"
+#include "pp_endpoints.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +48,14 @@ void pp_plan_read(pp_config_t *config, pp_plan_t *plan)
     plan->stable_ms = (int)pp_config_int(config, "launcher.stable_ms", 10000, 0, 3600000);
     plan->stop_timeout_ms =
         (int)pp_config_int(config, "launcher.stop_timeout_ms", 10000, 100, 600000);
+    /* The broker must finish its drain before the launcher gives up on it, or the stop
+       kills it with accepted work still held. */
+    long long drain =
+        pp_config_int(config, "broker.drain_ms", PP_DEFAULT_BROKER_DRAIN_MS, 0, 3600000);
+    if (broker && plan->stop_timeout_ms <= drain)
+        pp_config_fail(config, "launcher.stop_timeout_ms",
+                       "%d must exceed broker.drain_ms (%lld): the broker drains first",
+                       plan->stop_timeout_ms, drain);
 
     int slot = 1;
     if (broker) s_add(plan, PP_STAGE_BROKER, 1, 1, base ? base + slot : 0);

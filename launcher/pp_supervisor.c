@@ -220,37 +220,72 @@ static size_t s_reap(pp_supervisor_t *s, bool log)
     return running;
 }
 
-static void s_signal_all(pp_supervisor_t *s, int sig)
+/*  Sends sig to the running stages of one kind (brokers) or of every other kind. */
+static void s_signal_group(pp_supervisor_t *s, bool brokers, int sig)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->children[i].pid > 0) kill(s->children[i].pid, sig);
+    for (size_t i = 0; i < s->n; i++) {
+        s_child_t *c = &s->children[i];
+        if (c->pid > 0 && (c->stage->kind == PP_STAGE_BROKER) == brokers) kill(c->pid, sig);
+    }
 }
 
-void pp_supervisor_stop(pp_supervisor_t *s)
+static size_t s_running_group(const pp_supervisor_t *s, bool brokers)
 {
-    s_signal_all(s, SIGTERM);
-    uint64_t deadline = pp_mono_ms() + (uint64_t)s->plan->stop_timeout_ms;
-    while (s_reap(s, true) > 0 && pp_mono_ms() < deadline) {
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->children[i].pid > 0 && (s->children[i].stage->kind == PP_STAGE_BROKER) == brokers)
+            n++;
+    return n;
+}
+
+/*  Reaps until no stage of the group runs or deadline (monotonic ms) passes. Returns the
+    number of that group's stages still running. */
+static size_t s_wait_group(pp_supervisor_t *s, bool brokers, uint64_t deadline)
+{
+    while (s_reap(s, true), s_running_group(s, brokers) > 0 && pp_mono_ms() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (s_reap(s, true) == 0) return;
-    for (size_t i = 0; i < s->n; i++)
-        if (s->children[i].pid > 0)
-            pp_warn("stage_killed", "stage=%s pid=%d after_ms=%d", s->children[i].stage->name,
-                    (int)s->children[i].pid, s->plan->stop_timeout_ms);
-    s_signal_all(s, SIGKILL);
+    return s_running_group(s, brokers);
+}
+
+static void s_kill_group(pp_supervisor_t *s, bool brokers)
+{
     for (size_t i = 0; i < s->n; i++) {
         s_child_t *c = &s->children[i];
-        if (c->pid > 0) {
-            int status;
-            while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            pp_info("stage_stopped", "stage=%s pid=%d status=killed", c->stage->name, (int)c->pid);
-            c->pid = 0;
-            pp_metric_set(c->up, 0);
-        }
+        if (c->pid <= 0 || (c->stage->kind == PP_STAGE_BROKER) != brokers) continue;
+        pp_warn("stage_killed", "stage=%s pid=%d after_ms=%d", c->stage->name, (int)c->pid,
+                s->plan->stop_timeout_ms);
+        kill(c->pid, SIGKILL);
+        int status;
+        while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        pp_info("stage_stopped", "stage=%s pid=%d status=killed", c->stage->name, (int)c->pid);
+        c->pid = 0;
+        pp_metric_set(c->up, 0);
+        pp_metric_set(c->pid_gauge, 0);
     }
+}
+
+/*  The stop is staged so that nothing accepted is dropped: the broker is stopped first
+    and drains (it stops intake and hands what it holds to workers) while every worker
+    keeps working and granting credit; only once the broker has exited, or its
+    stop_timeout_ms is over, are the workers stopped, each with its own timeout. Stopping
+    all at once made workers stop taking jobs while the broker still held them. */
+void pp_supervisor_stop(pp_supervisor_t *s)
+{
+    uint64_t timeout = (uint64_t)s->plan->stop_timeout_ms;
+    if (s_running_group(s, true) > 0) {
+        pp_info("stopping_brokers", "brokers=%zu workers_kept=%zu timeout_ms=%llu",
+                s_running_group(s, true), s_running_group(s, false), (unsigned long long)timeout);
+        s_signal_group(s, true, SIGTERM);
+        if (s_wait_group(s, true, pp_mono_ms() + timeout) > 0) s_kill_group(s, true);
+    }
+    if (s_running_group(s, false) == 0) return;
+    pp_info("stopping_workers", "workers=%zu timeout_ms=%llu", s_running_group(s, false),
+            (unsigned long long)timeout);
+    s_signal_group(s, false, SIGTERM);
+    if (s_wait_group(s, false, pp_mono_ms() + timeout) > 0) s_kill_group(s, false);
 }
 
 pid_t pp_supervisor_pid(const pp_supervisor_t *s, size_t i)

@@ -33,8 +33,11 @@ int pp_supervisor_start(pp_supervisor_t *s);
     few tens of ms). Returns 0, or 2 when a stage failed its configuration on its first run. */
 int pp_supervisor_tick(pp_supervisor_t *s);
 
-/*  SIGTERM to every running stage, waits up to stop_timeout_ms for them, then SIGKILL and
-    reaps. No child is left afterwards. */
+/*  Stops in two steps so that a stop loses nothing: SIGTERM to the broker, which drains
+    while the workers keep working; once it has exited (or after stop_timeout_ms, then
+    SIGKILL), SIGTERM to every worker, up to stop_timeout_ms, then SIGKILL. Reaps every
+    child: none is left afterwards. stop_timeout_ms must exceed broker.drain_ms
+    (pp_plan_read checks). */
 void pp_supervisor_stop(pp_supervisor_t *s);
 
 /*  Current pid of stage i, 0 when not running. */
