@@ -105,7 +105,11 @@ static void s_read_config(pp_proc_t *proc, pp_mqtt_sender_cfg_t *cfg, char *clie
     cfg->reconnect_max_ms = (int)pp_config_int(c, S_SECTION ".reconnect_max_ms", 5000, 10, 3600000);
     if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
         pp_config_fail(c, S_SECTION ".reconnect_max_ms", "is below reconnect_min_ms");
-    cfg->max_attempts = (int)pp_config_int(c, S_SECTION ".max_attempts", 100, 0, 1000000);
+    /* Every send counts, also the resend after a lost connection: a publish that makes the
+       MQTT broker drop the connection (too large, say) must end, so there is no "forever". */
+    cfg->max_attempts = (int)pp_config_int(c, S_SECTION ".max_attempts", 100, 1, 1000000);
+    cfg->publish_timeout_ms =
+        (int)pp_config_int(c, S_SECTION ".publish_timeout_ms", 10000, 100, 3600000);
     cfg->max_job_bytes =
         (size_t)pp_config_int(c, S_SECTION ".max_job_bytes", 16 << 20, 64, 256 << 20);
 }
@@ -137,9 +141,10 @@ int main(int argc, char **argv)
         return 2;
     }
     pp_info("sender_started",
-            "link=%s link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu qos=%d",
+            "link=%s link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu qos=%d "
+            "max_attempts=%d publish_timeout_ms=%d",
             cfg.link_endpoint, cfg.link_window, cfg.mqtt.uri, cfg.mqtt.client_id, cfg.window,
-            cfg.buffer_max, cfg.qos);
+            cfg.buffer_max, cfg.qos, cfg.max_attempts, cfg.publish_timeout_ms);
     pp_mqtt_sender_run(s);
     pp_mqtt_sender_destroy(&s);
     pp_curve_destroy(&curve);

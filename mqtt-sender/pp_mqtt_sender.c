@@ -13,19 +13,22 @@
 #define S_READ_BATCH 256
 #define S_MAX_TOPIC 65535          /* MQTT's string limit */
 #define S_PAHO_DOWN_GRACE_MS 10000 /* paho said "disconnected" but no lost event yet */
+#define S_SINGLE_FILE_MAX 64       /* after a loss, this many re-queued publishes go one by one */
+#define S_SWEEP_MS 250             /* how often publishes in flight are checked for deadline */
 
 typedef struct {
     pp_pub_t pub;
     uint32_t gen; /* bumped at each use, so a late completion of an earlier use is seen */
     bool used;
     uint64_t seq; /* send order, to re-queue in order */
+    bool solo;    /* sent alone: nothing else was in flight while it was */
 } s_slot_t;
 
 typedef enum { S_IDLE, S_CONNECTING, S_CONNECTED } s_state_t;
 
-enum { F_BAD_TOPIC, F_REJECTED, F_ATTEMPTS, F_SHUTDOWN, F_COUNT };
+enum { F_BAD_TOPIC, F_REJECTED, F_ATTEMPTS, F_DEADLINE, F_SHUTDOWN, F_COUNT };
 static const char *const s_fail_reasons[F_COUNT] = {"bad_topic", "rejected", "attempts_exhausted",
-                                                    "shutdown"};
+                                                    "deadline", "shutdown"};
 enum { C_BAD_CREDENTIALS, C_NOT_AUTHORIZED, C_REFUSED, C_UNREACHABLE, C_COUNT };
 static const char *const s_conn_reasons[C_COUNT] = {"bad_credentials", "not_authorized", "refused",
                                                     "unreachable"};
@@ -51,6 +54,15 @@ struct pp_mqtt_sender_t {
     int backoff_ms;
     bool retry_soon; /* paho refused for a moment (no msg id, buffer): try again shortly */
     bool disconnected;
+    /* Poison isolation. A publish the MQTT broker answers by dropping the connection takes
+       down everything in flight with it. After a loss, the re-queued publishes are sent one
+       at a time (single_file of them), so the one that breaks the connection again is alone
+       in flight: it becomes a suspect, goes to the back of the buffer and is only ever sent
+       alone, while the rest flows at the full window. solo: a publish sent alone is in
+       flight, send nothing else. */
+    size_t single_file;
+    bool solo;
+    uint64_t next_sweep_ms;
 
     char *topic_buf;
     uint64_t publishes_taken; /* topics of all jobs taken: each ends acked or failed */
@@ -175,7 +187,15 @@ static void s_fail(pp_mqtt_sender_t *s, pp_pub_t *pub, int reason, const char *d
     pp_str_t t = pp_pub_topic(pub);
     pp_log_quote(t.ptr, t.len, 100, topic, sizeof topic);
     uint32_t suppressed = 0;
-    if (reason != F_BAD_TOPIC || pp_ratelimit_allow(&s->rl_bad_topic, &suppressed))
+    if (reason == F_ATTEMPTS || reason == F_DEADLINE) {
+        /* Given up on purpose, within the limits configured: its job is acked when the
+           release below drops the last reference, so it is not stranded. */
+        uint64_t age = pub->first_ms ? pp_mono_ms() - pub->first_ms : 0;
+        pp_warn("publish_failed",
+                "job=%s topic=%s reason=%s attempts=%u age_ms=%llu suspect=%d detail=\"%s\"", id,
+                topic, s_fail_reasons[reason], pub->attempts, (unsigned long long)age,
+                (int)pub->suspect, detail);
+    } else if (reason != F_BAD_TOPIC || pp_ratelimit_allow(&s->rl_bad_topic, &suppressed))
         pp_error("publish_failed", "msg_id=%s topic=%s reason=%s detail=\"%s\" suppressed=%u", id,
                  topic, s_fail_reasons[reason], detail, suppressed);
     pp_pub_release(pub);
@@ -217,21 +237,84 @@ static void s_free_slot(pp_mqtt_sender_t *s, s_slot_t *slot)
     s->free_stack[s->n_free++] = (uint32_t)(slot - s->slots);
 }
 
+/* The reason a publish that has been tried must be given up now, or -1. attempts counts
+   every hand-over to the MQTT client, so a publish is sent at most max_attempts times. */
+static int s_spent(const pp_mqtt_sender_t *s, const pp_pub_t *pub, uint64_t now)
+{
+    if (pub->attempts >= (uint32_t)s->cfg.max_attempts) return F_ATTEMPTS;
+    if (pub->first_ms && now - pub->first_ms >= (uint64_t)s->cfg.publish_timeout_ms)
+        return F_DEADLINE;
+    return -1;
+}
+
+/* Takes the publish out of its slot (a late completion for it is then stale). */
+static pp_pub_t s_take_slot(pp_mqtt_sender_t *s, s_slot_t *slot, bool *solo)
+{
+    pp_pub_t pub = slot->pub;
+    memset(&slot->pub, 0, sizeof slot->pub);
+    *solo = slot->solo;
+    if (slot->solo) s->solo = false;
+    slot->solo = false;
+    s_free_slot(s, slot);
+    return pub;
+}
+
+/* A publish that did not complete (paho failed it, or the connection went): given up if it
+   is out of attempts or time, else re-queued. One that was alone in flight is the likely
+   cause of the loss: a suspect, sent after the waiting work and only alone. Any other goes
+   back to the head, and the next sends go one at a time until the culprit is found.
+   Returns true if re-queued. */
+static bool s_retry(pp_mqtt_sender_t *s, pp_pub_t *pub, bool solo, uint64_t now, const char *detail)
+{
+    int why = s_spent(s, pub, now);
+    if (why >= 0) {
+        s_fail(s, pub, why, detail);
+        return false;
+    }
+    pp_metric_inc(s->m_retried);
+    if (solo) {
+        pub->suspect = true;
+        pp_pubq_push_back(s->q, pub);
+    } else {
+        pp_pubq_push_front(s->q, pub);
+        if (s->single_file < S_SINGLE_FILE_MAX) s->single_file++;
+    }
+    return true;
+}
+
 static size_t s_requeue_in_flight(pp_mqtt_sender_t *s)
 {
-    size_t n = 0;
+    size_t n = 0, requeued = 0;
+    uint64_t now = pp_mono_ms();
     s_slot_t **used = malloc((size_t)s->cfg.window * sizeof *used);
     if (!used) abort();
     for (int i = 0; i < s->cfg.window; i++)
         if (s->slots[i].used) used[n++] = &s->slots[i];
     qsort(used, n, sizeof *used, s_cmp_seq_desc);
     for (size_t i = 0; i < n; i++) {
-        pp_pubq_push_front(s->q, &used[i]->pub);
-        s_free_slot(s, used[i]);
+        bool solo = false;
+        pp_pub_t pub = s_take_slot(s, used[i], &solo);
+        requeued += s_retry(s, &pub, solo, now, "connection lost");
     }
     free(used);
-    pp_metric_add(s->m_retried, n);
-    return n;
+    return requeued;
+}
+
+/* Publishes in flight past their deadline (an MQTT broker that never acknowledges) are
+   given up where they stand; paho's late completion for one is then stale. */
+static void s_sweep_in_flight(pp_mqtt_sender_t *s, uint64_t now)
+{
+    if (now < s->next_sweep_ms || s_in_flight(s) == 0) return;
+    s->next_sweep_ms = now + S_SWEEP_MS;
+    for (int i = 0; i < s->cfg.window; i++) {
+        s_slot_t *slot = &s->slots[i];
+        if (!slot->used || !slot->pub.first_ms ||
+            now - slot->pub.first_ms < (uint64_t)s->cfg.publish_timeout_ms)
+            continue;
+        bool solo = false;
+        pp_pub_t pub = s_take_slot(s, slot, &solo);
+        s_fail(s, &pub, F_DEADLINE, "not acknowledged in time");
+    }
 }
 
 /* ---- MQTT side ------------------------------------------------------------------- */
@@ -257,9 +340,21 @@ static void s_publish_some(pp_mqtt_sender_t *s)
 {
     s->retry_soon = false;
     if (s->state != S_CONNECTED || s->paho_down) return;
-    while (s->n_free > 0) {
+    uint64_t now = pp_mono_ms();
+    while (s->n_free > 0 && !s->solo) {
         pp_pub_t pub;
         if (!pp_pubq_pop(s->q, &pub)) break;
+        int why = pub.attempts > 0 ? s_spent(s, &pub, now) : -1;
+        if (why >= 0) {
+            s_fail(s, &pub, why, "waited in the buffer");
+            continue;
+        }
+        /* Alone: wait until what is in flight has ended, then send nothing else with it. */
+        bool alone = pub.suspect || s->single_file > 0;
+        if (alone && s_in_flight(s) > 0) {
+            pp_pubq_push_front(s->q, &pub);
+            break;
+        }
         pp_str_t topic = pp_pub_topic(&pub);
         if (!s_topic_ok(topic)) {
             s_fail(s, &pub, F_BAD_TOPIC, "empty, too long, NUL or wildcard");
@@ -280,8 +375,15 @@ static void s_publish_some(pp_mqtt_sender_t *s)
             slot->gen = gen;
             slot->used = true;
             slot->seq = ++s->send_seq;
+            slot->solo = alone;
+            pub.attempts++;
+            if (!pub.first_ms) pub.first_ms = now ? now : 1;
             slot->pub = pub;
             pp_metric_inc(s->m_published);
+            if (alone) {
+                s->solo = true;
+                if (!pub.suspect && s->single_file > 0) s->single_file--;
+            }
             continue;
         }
         switch (rc) {
@@ -342,8 +444,9 @@ static void s_on_event(pp_mqtt_sender_t *s, const pp_mqtt_ev_t *ev, uint64_t now
             return;
         }
         pp_metric_inc(s->m_acked);
-        pp_pub_release(&slot->pub);
-        s_free_slot(s, slot);
+        bool solo = false;
+        pp_pub_t pub = s_take_slot(s, slot, &solo);
+        pp_pub_release(&pub);
         return;
     }
     case PP_MQTT_EV_PUB_FAILED: {
@@ -352,16 +455,9 @@ static void s_on_event(pp_mqtt_sender_t *s, const pp_mqtt_ev_t *ev, uint64_t now
             pp_metric_inc(s->m_stale);
             return;
         }
-        pp_pub_t pub = slot->pub;
-        memset(&slot->pub, 0, sizeof slot->pub);
-        s_free_slot(s, slot);
-        pub.attempts++;
-        if (s->cfg.max_attempts > 0 && pub.attempts >= (uint32_t)s->cfg.max_attempts) {
-            s_fail(s, &pub, F_ATTEMPTS, pp_mqtt_conn_strerror(ev->code));
-            return;
-        }
-        pp_metric_inc(s->m_retried);
-        pp_pubq_push_front(s->q, &pub);
+        bool solo = false;
+        pp_pub_t pub = s_take_slot(s, slot, &solo);
+        s_retry(s, &pub, solo, now, pp_mqtt_conn_strerror(ev->code));
         return;
     }
     case PP_MQTT_EV_CONNECTED:
@@ -568,6 +664,7 @@ size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
         if (draining && ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0) || now >= deadline)) break;
         if (s->state == S_IDLE && now >= s->next_connect_ms) s_connect(s, now);
         s_watchdogs(s, now);
+        s_sweep_in_flight(s, now);
         s_publish_some(s);
         s_update_gauges(s);
         s_update_pause(s, draining);

@@ -32,7 +32,8 @@ typedef struct {
     size_t buffer_max; /* publishes buffered before the link is paused */
     int drain_ms;      /* bounded wait for acknowledgements at stop */
     int reconnect_min_ms, reconnect_max_ms;
-    int max_attempts; /* failed publishes retried this often; 0 = forever */
+    int max_attempts;       /* a publish is handed to the MQTT client at most this often (>= 1) */
+    int publish_timeout_ms; /* from a publish's first attempt: past it, given up */
     size_t max_job_bytes;
 } pp_mqtt_sender_cfg_t;
 

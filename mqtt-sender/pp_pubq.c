@@ -68,6 +68,8 @@ void pp_pub_release(pp_pub_t *pub)
     pp_pubjob_unref(&pub->job);
     pub->topic = 0;
     pub->attempts = 0;
+    pub->first_ms = 0;
+    pub->suspect = false;
 }
 
 pp_str_t pp_pub_topic(const pp_pub_t *pub)
@@ -91,7 +93,9 @@ int pp_pub_qos(const pp_pub_t *pub, int def)
 typedef struct {
     pp_pubjob_t *job; /* one reference per range */
     uint32_t next, end;
-    uint32_t attempts;
+    uint32_t attempts; /* a single re-queued publish keeps its history; jobs: 0 */
+    uint64_t first_ms;
+    bool suspect;
 } s_range_t;
 
 struct pp_pubq_t {
@@ -145,7 +149,7 @@ void pp_pubq_push_job(pp_pubq_t *q, pp_pubjob_t *job)
         return;
     }
     s_grow(q);
-    q->ring[(q->head + q->count) % q->cap] = (s_range_t){job, 0, (uint32_t)n, 0};
+    q->ring[(q->head + q->count) % q->cap] = (s_range_t){job, 0, (uint32_t)n, 0, 0, false};
     q->count++;
     q->len += n;
 }
@@ -154,12 +158,21 @@ void pp_pubq_push_front(pp_pubq_t *q, pp_pub_t *pub)
 {
     s_grow(q);
     q->head = (q->head + q->cap - 1) % q->cap;
-    q->ring[q->head] = (s_range_t){pub->job, pub->topic, pub->topic + 1, pub->attempts};
+    q->ring[q->head] = (s_range_t){pub->job,      pub->topic + 0, pub->topic + 1,
+                                   pub->attempts, pub->first_ms,  pub->suspect};
     q->count++;
     q->len++;
-    pub->job = NULL;
-    pub->topic = 0;
-    pub->attempts = 0;
+    memset(pub, 0, sizeof *pub);
+}
+
+void pp_pubq_push_back(pp_pubq_t *q, pp_pub_t *pub)
+{
+    s_grow(q);
+    q->ring[(q->head + q->count) % q->cap] = (s_range_t){
+        pub->job, pub->topic + 0, pub->topic + 1, pub->attempts, pub->first_ms, pub->suspect};
+    q->count++;
+    q->len++;
+    memset(pub, 0, sizeof *pub);
 }
 
 bool pp_pubq_pop(pp_pubq_t *q, pp_pub_t *out)
@@ -168,6 +181,8 @@ bool pp_pubq_pop(pp_pubq_t *q, pp_pub_t *out)
     s_range_t *r = &q->ring[q->head];
     out->topic = r->next++;
     out->attempts = r->attempts;
+    out->first_ms = r->first_ms;
+    out->suspect = r->suspect;
     q->len--;
     if (r->next == r->end) {
         /* The range's reference passes to the publish. */

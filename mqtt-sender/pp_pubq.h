@@ -44,9 +44,11 @@ void pp_pubjob_unref(pp_pubjob_t **p);
 
 /*  One publish: a topic of a job, with how many times it has been tried. */
 typedef struct {
-    pp_pubjob_t *job; /* one reference, owned by whoever holds the pp_pub_t */
-    uint32_t topic;   /* index into the job's topics */
-    uint32_t attempts;
+    pp_pubjob_t *job;  /* one reference, owned by whoever holds the pp_pub_t */
+    uint32_t topic;    /* index into the job's topics */
+    uint32_t attempts; /* times handed to the MQTT client so far */
+    uint64_t first_ms; /* monotonic ms of the first attempt; 0: not tried yet */
+    bool suspect;      /* it broke a connection while alone in flight: sent alone */
 } pp_pub_t;
 
 /*  Releases the publish's reference and clears it. */
@@ -71,6 +73,10 @@ void pp_pubq_push_job(pp_pubq_t *q, pp_pubjob_t *job);
 /*  Puts a publish back at the head (a retry goes before newer work), taking over its
     reference; *pub is cleared. */
 void pp_pubq_push_front(pp_pubq_t *q, pp_pub_t *pub);
+
+/*  Puts a publish back at the tail (a suspect goes after the work that waits), taking over
+    its reference; *pub is cleared. */
+void pp_pubq_push_back(pp_pubq_t *q, pp_pub_t *pub);
 
 /*  Takes the oldest publish. Returns false when empty. */
 bool pp_pubq_pop(pp_pubq_t *q, pp_pub_t *out);

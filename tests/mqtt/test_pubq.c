@@ -122,6 +122,39 @@ static void test_push_front_goes_first(void **state)
     pp_pubq_destroy(&q);
 }
 
+/* A suspect goes to the tail and keeps its history (attempts, first try, suspect flag). */
+static void test_push_back_goes_last(void **state)
+{
+    (void)state;
+    pp_pubq_t *q = pp_pubq_new(100);
+    pp_pubq_push_job(q, s_job(2, 1, "{}"));
+    pp_pub_t first;
+    assert_true(pp_pubq_pop(q, &first));
+    first.attempts = 4;
+    first.first_ms = 1234;
+    first.suspect = true;
+    pp_pubq_push_back(q, &first);
+    assert_null(first.job);
+    pp_pubq_push_job(q, s_job(1, 1, "{\"later\":1}"));
+    assert_int_equal(pp_pubq_len(q), 3);
+    pp_pub_t a, b, c;
+    assert_true(pp_pubq_pop(q, &a));
+    assert_true(s_topic_is(&a, "t/1"));
+    assert_false(a.suspect);
+    assert_int_equal(a.first_ms, 0);
+    assert_true(pp_pubq_pop(q, &b));
+    assert_true(s_topic_is(&b, "t/0"));
+    assert_true(b.suspect);
+    assert_int_equal(b.attempts, 4);
+    assert_int_equal(b.first_ms, 1234);
+    assert_true(pp_pubq_pop(q, &c));
+    assert_false(c.suspect);
+    pp_pub_release(&a);
+    pp_pub_release(&b);
+    pp_pub_release(&c);
+    pp_pubq_destroy(&q);
+}
+
 static void test_bound_and_growth(void **state)
 {
     (void)state;
@@ -239,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_one_job_many_topics),
         cmocka_unit_test(test_payload_shared_not_copied),
         cmocka_unit_test(test_push_front_goes_first),
+        cmocka_unit_test(test_push_back_goes_last),
         cmocka_unit_test(test_bound_and_growth),
         cmocka_unit_test(test_bad_jobs),
         cmocka_unit_test(test_done_when_all_publishes_finished),
