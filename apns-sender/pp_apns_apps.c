@@ -1,4 +1,5 @@
 #include "pp_apns_apps.h"
+#include "pp_limits.h"
 
 #include <openssl/err.h>
 #include <stdio.h>
@@ -134,8 +135,8 @@ static void s_app(pp_apns_apps_t *apps, pp_config_t *cfg, const char *ident, jso
             known = known || !strcmp(keys[i], k);
         if (!known) pp_config_fail(cfg, "apns_sender.apps", "%s.%s: unknown key", ident, k);
     }
-    if (strlen(ident) == 0 || strlen(ident) > 200) {
-        pp_config_fail(cfg, "apns_sender.apps", "ident must be 1-200 bytes");
+    if (strlen(ident) == 0 || strlen(ident) > PP_IDENT_MAX_LEN) {
+        pp_config_fail(cfg, "apns_sender.apps", "ident must be 1-%d bytes", PP_IDENT_MAX_LEN);
         return;
     }
     pp_apns_app_t *a = &apps->apps[apps->n];

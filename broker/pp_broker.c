@@ -3,6 +3,7 @@
 #include "pp_dispatch.h"
 #include "pp_endpoints.h"
 #include "pp_job.h"
+#include "pp_limits.h"
 #include "pp_log.h"
 #include "pp_msgid.h"
 #include "pp_proc.h"
@@ -108,7 +109,8 @@ static void s_read_limits(pp_config_t *c, pp_frame_limits_t *l)
     l->max_depth =
         s_cfg_size(c, "broker.limits.max_depth", l->max_depth, 1, PP_FRAME_MAX_DEPTH_LIMIT);
     l->max_ids = s_cfg_size(c, "broker.limits.max_ids", l->max_ids, 1, PP_JOB_MAX_IDS);
-    l->max_id_len = s_cfg_size(c, "broker.limits.max_id_len", l->max_id_len, 1, 4096);
+    /* No looser than what the resolver and the senders carry (proto/pp_limits.h). */
+    l->max_id_len = s_cfg_size(c, "broker.limits.max_id_len", l->max_id_len, 1, PP_ID_MAX_LEN);
     l->max_json_bytes =
         s_cfg_size(c, "broker.limits.max_json_bytes", l->max_json_bytes, 16, 64 << 20);
 }

@@ -71,8 +71,11 @@ static void s_read_config(pp_config_t *c, s_config_t *cfg)
     rc->rule.default_ident = PP_STR_C(ident);
     if (ident[0] && !pp_user_ident_valid(rc->rule.default_ident))
         pp_config_fail(c, "resolver.default_ident", "not a bundle id (printable ASCII)");
-    rc->rule.token_min = (size_t)pp_config_int(c, "resolver.token_min_len", 16, 1, 4096);
-    rc->rule.token_max = (size_t)pp_config_int(c, "resolver.token_max_len", 200, 1, 4096);
+    /* No longer than the APNs sender carries (proto/pp_limits.h). */
+    rc->rule.token_min =
+        (size_t)pp_config_int(c, "resolver.token_min_len", 16, 1, PP_TOKEN_MAX_LEN);
+    rc->rule.token_max =
+        (size_t)pp_config_int(c, "resolver.token_max_len", PP_TOKEN_MAX_LEN, 1, PP_TOKEN_MAX_LEN);
     if (rc->rule.token_min > rc->rule.token_max)
         pp_config_fail(c, "resolver.token_min_len", "greater than resolver.token_max_len");
     rc->fanout.mqtt_prefix = pp_config_str(c, "resolver.mqtt_prefix", "push");

@@ -39,6 +39,8 @@ bad = [
     ({"broker": {"link": {"heartbeat_ms": 5}}}, "broker.link.heartbeat_ms"),
     ({"broker": {"link": {"heartbeat_ms": 500, "timeout_ms": 400}}}, "broker.link.timeout_ms"),
     ({"broker": {"link": {"window": 5}}}, "broker.link.window"),
+    # issue 9.8: one bound per limit (proto/pp_limits.h); a looser stage is a config error
+    ({"broker": {"limits": {"max_id_len": 257}}}, "broker.limits.max_id_len"),
 ]
 for cfg, key in bad:
     rc, err, base = run(cfg)

@@ -35,7 +35,10 @@ def check_delivery(what, redis_cfg, client, redis_port):
 # configuration of the link: a batch larger than the window, and the removed PUSH settings
 for what, extra, key in (("batch over window", {"message_batch": 300, "link": {"window": 256}},
                           "resolver.message_batch"),
-                         ("removed out_hwm", {"out_hwm": 100}, "out_hwm")):
+                         ("removed out_hwm", {"out_hwm": 100}, "out_hwm"),
+                         # issue 9.8: tokens the APNs sender could not carry (PP_TOKEN_MAX_LEN)
+                         ("token over the shared bound", {"token_max_len": 201},
+                          "resolver.token_max_len")):
     cfg = R.resolver_config(6379, **extra)
     b = R.Broker(h.free_ports(7))
     p = R.start_resolver(args, wd, b, cfg, name="resolver-badcfg")
