@@ -9,6 +9,7 @@
 #include "pp_h2pool.h"
 #include "pp_job.h"
 #include "pp_jwt_share.h"
+#include "pp_limits.h"
 #include "pp_link.h"
 #include "pp_retryq.h"
 #include "pp_token_gc.h"
@@ -24,6 +25,9 @@
 #define S_MAX_POOLS 2048
 #define S_MAX_POLL 4096
 #define S_JOB_BATCH 64
+/* Request timeouts in a row, with no answer between, after which a connection is replaced:
+   one can be a slow request, three is a connection that no longer answers. */
+#define S_TIMEOUTS_TO_REPLACE 3
 
 typedef struct {
     char host[256];
@@ -54,6 +58,7 @@ struct pp_apns_sender_t {
     size_t max_pending;
     uint32_t drain_ms;
     uint32_t ping_interval_ms, timeout_ms, reconnect_min_ms, reconnect_max_ms;
+    uint32_t request_timeout_ms;
     uint32_t window, heartbeat_ms;
     int max_resends;
     /* state */
@@ -69,6 +74,7 @@ struct pp_apns_sender_t {
     pp_metric_t *sent, *resent, *delivered[2], *expired, *unknown_ident, *not_configured;
     pp_metric_t *connections, *reconnects, *goaways, *in_flight, *pending_g, *bad_job, *jobs;
     pp_metric_t *exhausted, *dropped_on_exit, *rejected_local, *acked, *pauses;
+    pp_metric_t *timeouts[2], *replaced_timeouts, *replaced_no_streams; /* request deadlines */
 };
 
 static pp_ratelimit_t s_rl_job = PP_RATELIMIT_INIT(10000, 10);
@@ -137,6 +143,15 @@ static void s_metrics(pp_apns_sender_t *s)
                            "Jobs acknowledged to the broker (every notification finished)", NULL);
     s->pauses = pp_metrics_counter(m, "link_paused_total",
                                    "Times max_pending stopped the credit to the broker", NULL);
+    const char *th = "Notifications past apns_sender.request_timeout_ms: on a stream (reset, "
+                     "retried) or waiting in a stuck queue (retried)";
+    s->timeouts[0] = pp_metrics_counter(m, "request_timeouts_total", th, "stage=\"stream\"");
+    s->timeouts[1] = pp_metrics_counter(m, "request_timeouts_total", th, "stage=\"queue\"");
+    const char *rh = "Connections closed and replaced: request timeouts in a row, or no stream "
+                     "allowed (SETTINGS_MAX_CONCURRENT_STREAMS 0)";
+    s->replaced_timeouts = pp_metrics_counter(m, "conn_replaced_total", rh, "reason=\"timeouts\"");
+    s->replaced_no_streams =
+        pp_metrics_counter(m, "conn_replaced_total", rh, "reason=\"no_streams\"");
 }
 
 pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
@@ -164,6 +179,10 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
     s->ping_interval_ms =
         (uint32_t)pp_config_int(c, "apns_sender.ping_interval_s", 60, 0, 86400) * 1000;
     s->timeout_ms = (uint32_t)pp_config_int(c, "apns_sender.timeout_ms", 10000, 100, 600000);
+    /* Every request's deadline: without one, a stream the server never answers holds its
+       notification, and so its job and a slot of the link's window, forever. */
+    s->request_timeout_ms =
+        (uint32_t)pp_config_int(c, "apns_sender.request_timeout_ms", 5000, 100, 3600000);
     s->reconnect_min_ms =
         (uint32_t)pp_config_int(c, "apns_sender.reconnect_min_ms", 500, 10, 600000);
     s->reconnect_max_ms =
@@ -317,7 +336,7 @@ static void s_retry(pp_apns_sender_t *s, pp_apns_notif_t *n, int status, uint64_
         return;
     }
     char st[8];
-    snprintf(st, sizeof st, "%d", status);
+    snprintf(st, sizeof st, status ? "%d" : "timeout", status);
     s_count(s, "retried_total", "Notifications retried after an answer", "status", st, 1);
     if (pp_retryq_push(s->retryq, pp_mono_ms() + delay, n) != 0) s_free(s, &n);
 }
@@ -391,7 +410,43 @@ static void s_on_drop(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, const 
     s_free(s, &n);
 }
 
-static const pp_h2pool_callbacks_t s_pool_cb = {s_on_response, s_on_drop};
+static pp_ratelimit_t s_rl_timeout = PP_RATELIMIT_INIT(10000, 20);
+
+/*  n missed its deadline (see pp_h2pool.h). On a stream it was an attempt (APNs may have
+    it), so it counts against retry.max_attempts and expiration 0 ends it; in the queue it
+    was never sent. Either way it is retried after a backoff, on whatever connection is
+    healthy then, never past its apns-expiration; what is given up is counted, and its job
+    acked as usual, so nothing is held for ever. */
+static void s_on_timeout(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, const char *stage,
+                         uint64_t waited_ms)
+{
+    pp_apns_sender_t *s = owner;
+    const pp_apns_msg_t *m = n->msg;
+    bool sent = !strcmp(stage, "stream");
+    pp_metric_inc(s->timeouts[sent ? 0 : 1]);
+    uint32_t suppressed = 0;
+    if (pp_ratelimit_allow(&s_rl_timeout, &suppressed))
+        pp_warn("request_timeout",
+                "pool=%s stage=%s apns_id=%s msg_id=%s waited_ms=%llu timeout_ms=%u attempts=%u "
+                "suppressed=%u",
+                pp_h2pool_label(pool), stage, n->apns_id, m->msg_id, (unsigned long long)waited_ms,
+                s->request_timeout_ms, n->attempts + (sent ? 1 : 0), suppressed);
+    if (sent) {
+        s_retry(s, n, 0, 0); /* status 0: no answer */
+        return;
+    }
+    uint64_t delay = s_retry_delay(s, 1);
+    if (m->expiration > 0 && (pp_wall_us() / 1000 + delay) / 1000 > (uint64_t)m->expiration) {
+        pp_metric_inc(s->expired);
+        pp_debug("notif_expired", "apns_id=%s msg_id=%s why=queued_past_expiration", n->apns_id,
+                 m->msg_id);
+        s_free(s, &n);
+        return;
+    }
+    if (pp_retryq_push(s->retryq, pp_mono_ms() + delay, n) != 0) s_free(s, &n);
+}
+
+static const pp_h2pool_callbacks_t s_pool_cb = {s_on_response, s_on_drop, s_on_timeout};
 
 static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env)
 {
@@ -404,13 +459,17 @@ static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env)
                              app->connections,
                              s->ping_interval_ms,
                              s->timeout_ms,
+                             s->request_timeout_ms,
+                             S_TIMEOUTS_TO_REPLACE,
                              s->reconnect_min_ms,
                              s->reconnect_max_ms,
                              (uint16_t)s->max_resends,
                              s->sent,
                              s->resent,
                              s->reconnects,
-                             s->goaways};
+                             s->goaways,
+                             s->replaced_timeouts,
+                             s->replaced_no_streams};
     app->pools[env] = pp_h2pool_new(&pc, &s_pool_cb, s);
     if (app->pools[env]) s->pools[s->n_pools++] = app->pools[env];
     return app->pools[env];
@@ -420,8 +479,8 @@ static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env)
 
 static bool s_token_ok(const pp_str_t *t)
 {
-    /* Hex, of any length up to 200: Apple does not promise 64. */
-    if (t->len == 0 || t->len > 200) return false;
+    /* Hex, of any length up to the shared bound: Apple does not promise 64. */
+    if (t->len == 0 || t->len > PP_TOKEN_MAX_LEN) return false;
     for (size_t i = 0; i < t->len; i++) {
         char c = t->ptr[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))

@@ -21,13 +21,22 @@
 
 typedef struct s_stream_t {
     struct s_stream_t *prev, *next;
-    void *req;
+    void *req; /* NULL once reset after its deadline (the owner has it back) */
     const uint8_t *body;
     size_t body_len, body_off;
+    int32_t id;
     int status;
+    uint64_t submitted_ms, deadline_ms;
     size_t resp_len;
     char *resp; /* error body, allocated when one arrives (200s have none) */
 } s_stream_t;
+
+/*  A list of streams, oldest first: every request gets the same timeout, so the head has
+    the earliest deadline. */
+typedef struct {
+    s_stream_t *head, *tail;
+    size_t n;
+} s_list_t;
 
 struct pp_h2conn_t {
     pp_h2conn_state_t state;
@@ -38,11 +47,12 @@ struct pp_h2conn_t {
     void *owner;
     char host[256];
     char label[160];
-    uint32_t ping_interval_ms, timeout_ms;
+    uint32_t ping_interval_ms, timeout_ms, request_timeout_ms, max_timeouts;
     uint64_t started_ms, last_activity_ms, ping_sent_ms, goaway_ms;
     bool settings_received, had_response, tls_want_write;
-    s_stream_t *streams; /* open requests, a doubly linked list */
-    size_t n_streams;
+    s_list_t streams;   /* open requests, waiting for an answer */
+    s_list_t cancelled; /* reset after their deadline, until nghttp2 closes them */
+    uint32_t timeout_streak;
     uint8_t *wbuf; /* bytes from nghttp2 that SSL_write has not taken yet */
     size_t wlen, woff, wcap;
     char close_reason[48];
@@ -59,15 +69,36 @@ static void s_log_io(const char *event, const pp_h2conn_t *c, const char *detail
 
 /* ---- streams ---------------------------------------------------------------------- */
 
-static void s_stream_unlink(pp_h2conn_t *c, s_stream_t *s)
+static void s_list_append(s_list_t *l, s_stream_t *s)
+{
+    s->next = NULL;
+    s->prev = l->tail;
+    if (l->tail)
+        l->tail->next = s;
+    else
+        l->head = s;
+    l->tail = s;
+    l->n++;
+}
+
+static void s_list_unlink(s_list_t *l, s_stream_t *s)
 {
     if (s->prev)
         s->prev->next = s->next;
     else
-        c->streams = s->next;
-    if (s->next) s->next->prev = s->prev;
+        l->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        l->tail = s->prev;
     s->prev = s->next = NULL;
-    c->n_streams--;
+    l->n--;
+}
+
+/*  Streams open on the wire, answered or not: what counts against the server's limit. */
+static size_t s_open_streams(const pp_h2conn_t *c)
+{
+    return c->streams.n + c->cancelled.n;
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------ */
@@ -113,9 +144,16 @@ static int s_on_stream_close(nghttp2_session *h2, int32_t stream_id, uint32_t er
     s_stream_t *s = nghttp2_session_get_stream_user_data(h2, stream_id);
     if (!s) return 0;
     nghttp2_session_set_stream_user_data(h2, stream_id, NULL);
-    s_stream_unlink(c, s);
+    if (!s->req) { /* reset after its deadline: the owner already has the request back */
+        s_list_unlink(&c->cancelled, s);
+        free(s->resp);
+        free(s);
+        return 0;
+    }
+    s_list_unlink(&c->streams, s);
     if (s->status > 0) {
         c->had_response = true;
+        c->timeout_streak = 0;
         c->cb->on_response(c->owner, c, s->req, s->status, s->resp ? s->resp : "", s->resp_len);
     } else {
         c->cb->on_unsent(c->owner, c, s->req, error_code);
@@ -141,7 +179,7 @@ static int s_on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void
         for (size_t i = 0; i < frame->settings.niv; i++)
             if (frame->settings.iv[i].settings_id == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
                 pp_info("max_streams", "conn=%s value=%u open=%zu", c->label,
-                        frame->settings.iv[i].value, c->n_streams);
+                        frame->settings.iv[i].value, c->streams.n);
         break;
     case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) c->ping_sent_ms = 0;
@@ -150,7 +188,7 @@ static int s_on_frame_recv(nghttp2_session *h2, const nghttp2_frame *frame, void
         char reason[160];
         s_goaway_reason(&frame->goaway, reason, sizeof reason);
         pp_info("goaway", "conn=%s last_stream_id=%d error_code=%u reason=%s open=%zu", c->label,
-                frame->goaway.last_stream_id, frame->goaway.error_code, reason, c->n_streams);
+                frame->goaway.last_stream_id, frame->goaway.error_code, reason, c->streams.n);
         if (c->state == PP_H2_READY) {
             c->state = PP_H2_GOING_AWAY;
             c->goaway_ms = pp_mono_ms();
@@ -169,6 +207,10 @@ static ssize_t s_read_body(nghttp2_session *h2, int32_t stream_id, uint8_t *buf,
 {
     (void)h2, (void)stream_id, (void)user;
     s_stream_t *s = source->ptr;
+    if (!s->req) { /* reset after its deadline: its body may be gone, send no more of it */
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        return 0;
+    }
     size_t n = s->body_len - s->body_off;
     if (n > length) n = length;
     memcpy(buf, s->body + s->body_off, n);
@@ -185,10 +227,16 @@ void pp_h2conn_close(pp_h2conn_t *c, const char *reason)
     c->state = PP_H2_CLOSED;
     snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
     /* nghttp2_session_del frees streams without callbacks, so end our requests first. */
-    while (c->streams) {
-        s_stream_t *s = c->streams;
-        s_stream_unlink(c, s);
+    while (c->streams.head) {
+        s_stream_t *s = c->streams.head;
+        s_list_unlink(&c->streams, s);
         c->cb->on_unsent(c->owner, c, s->req, NGHTTP2_CANCEL);
+        free(s->resp);
+        free(s);
+    }
+    while (c->cancelled.head) {
+        s_stream_t *s = c->cancelled.head;
+        s_list_unlink(&c->cancelled, s);
         free(s->resp);
         free(s);
     }
@@ -265,6 +313,8 @@ pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callba
     snprintf(c->label, sizeof c->label, "%s", cfg->label ? cfg->label : cfg->host);
     c->ping_interval_ms = cfg->ping_interval_ms;
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+    c->request_timeout_ms = cfg->request_timeout_ms;
+    c->max_timeouts = cfg->max_timeouts;
     c->started_ms = c->last_activity_ms = pp_mono_ms();
     c->state = PP_H2_CONNECTING;
     if (s_socket_connect(c, cfg->port, cfg->addr_index) != 0) {
@@ -453,7 +503,7 @@ void pp_h2conn_flush(pp_h2conn_t *c)
     }
     if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))
         pp_h2conn_close(c, c->state == PP_H2_GOING_AWAY ? "goaway" : "h2_done");
-    else if (c->state == PP_H2_GOING_AWAY && c->n_streams == 0)
+    else if (c->state == PP_H2_GOING_AWAY && s_open_streams(c) == 0)
         pp_h2conn_close(c, "goaway");
 }
 
@@ -479,6 +529,43 @@ void pp_h2conn_on_io(pp_h2conn_t *c, short revents, uint64_t now_ms)
 
 /* ---- timers ----------------------------------------------------------------------- */
 
+/*  Resets every request past its deadline (RST_STREAM CANCEL: the server may drop it and
+    free the slot) and hands it back to the owner; then, after max_timeouts in a row with no
+    answer in between, gives up on the connection. All expired requests are handed back
+    before the connection closes, so that they end as timeouts (an attempt) and not as
+    unsent. Returns false if the connection closed. */
+static bool s_expire_requests(pp_h2conn_t *c, uint64_t now_ms)
+{
+    bool any = false;
+    while (c->streams.head && c->streams.head->deadline_ms <= now_ms) {
+        s_stream_t *s = c->streams.head;
+        s_list_unlink(&c->streams, s);
+        void *req = s->req;
+        s->req = NULL;
+        s->body = NULL;
+        s_list_append(&c->cancelled, s);
+        /* Kept (in cancelled) until nghttp2 closes the stream: its data source points at
+           it. Should the reset fail (out of memory), it is freed with the connection. */
+        nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        c->timeout_streak++;
+        any = true;
+        /* The owner logs the timeout with the notification's ids; this is the stream's. */
+        pp_debug("stream_reset", "conn=%s stream=%d waited_ms=%llu streak=%u open=%zu", c->label,
+                 s->id, (unsigned long long)(now_ms - s->submitted_ms), c->timeout_streak,
+                 c->streams.n);
+        c->cb->on_timeout(c->owner, c, req, now_ms - s->submitted_ms);
+    }
+    if (!any) return true;
+    if (c->max_timeouts && c->timeout_streak >= c->max_timeouts) {
+        pp_warn("conn_timeouts", "conn=%s streak=%u open=%zu effect=\"connection replaced\"",
+                c->label, c->timeout_streak, c->streams.n);
+        pp_h2conn_close(c, "timeouts");
+        return false;
+    }
+    pp_h2conn_flush(c);
+    return c->state != PP_H2_CLOSED;
+}
+
 void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms)
 {
     switch (c->state) {
@@ -491,6 +578,7 @@ void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms)
         return;
     case PP_H2_READY:
     case PP_H2_GOING_AWAY:
+        if (!s_expire_requests(c, now_ms)) return;
         if (c->ping_sent_ms && now_ms - c->ping_sent_ms >= c->timeout_ms) {
             s_log_io("ping_timeout", c, "no PING answer");
             pp_h2conn_close(c, "ping_timeout");
@@ -531,6 +619,7 @@ uint64_t pp_h2conn_next_timer(const pp_h2conn_t *c)
             t = c->last_activity_ms + c->ping_interval_ms;
         if (c->state == PP_H2_GOING_AWAY && c->goaway_ms + 6 * (uint64_t)c->timeout_ms < t)
             t = c->goaway_ms + 6 * (uint64_t)c->timeout_ms;
+        if (c->streams.head && c->streams.head->deadline_ms < t) t = c->streams.head->deadline_ms;
         return t;
     }
     case PP_H2_CLOSED:
@@ -578,16 +667,29 @@ uint32_t pp_h2conn_max_streams(const pp_h2conn_t *c)
 
 size_t pp_h2conn_capacity(const pp_h2conn_t *c)
 {
-    if (c->state != PP_H2_READY || !nghttp2_session_check_request_allowed(c->h2)) return 0;
-    size_t max = c->settings_received ? pp_h2conn_max_streams(c) : 1;
+    if (c->state != PP_H2_READY || !c->settings_received ||
+        !nghttp2_session_check_request_allowed(c->h2))
+        return 0;
+    size_t max = pp_h2conn_max_streams(c);
     if (max > 100000)
         max = 100000; /* "unlimited" servers: still keep a sane bound per connection */
-    return c->n_streams < max ? max - c->n_streams : 0;
+    size_t open = s_open_streams(c);
+    return open < max ? max - open : 0;
 }
 
 size_t pp_h2conn_in_flight(const pp_h2conn_t *c)
 {
-    return c->n_streams;
+    return c->streams.n;
+}
+
+bool pp_h2conn_settings_received(const pp_h2conn_t *c)
+{
+    return c->settings_received;
+}
+
+uint32_t pp_h2conn_timeout_streak(const pp_h2conn_t *c)
+{
+    return c->timeout_streak;
 }
 
 bool pp_h2conn_had_response(const pp_h2conn_t *c)
@@ -618,10 +720,10 @@ int pp_h2conn_submit(pp_h2conn_t *c, const nghttp2_nv *nva, size_t nvlen, const 
         free(s);
         return -1;
     }
-    s->next = c->streams;
-    if (c->streams) c->streams->prev = s;
-    c->streams = s;
-    c->n_streams++;
+    s->id = id;
+    s->submitted_ms = pp_mono_ms();
+    s->deadline_ms = c->request_timeout_ms ? s->submitted_ms + c->request_timeout_ms : UINT64_MAX;
+    s_list_append(&c->streams, s);
     return 0;
 }
 

@@ -16,6 +16,11 @@
                    SETTINGS_MAX_CONCURRENT_STREAMS was lowered), cut by GOAWAY (stream id
                    above last-stream-id), or the connection closed before an answer. The
                    owner sends it again.
+      on_timeout   no answer within request_timeout_ms of its submission (the server holds
+                   the stream, or a zero flow-control window keeps its body from going
+                   out): the stream is reset with RST_STREAM(CANCEL) and forgotten; the
+                   server may or may not have processed it. After max_timeouts of them in
+                   a row with no answer in between, the connection closes ("timeouts").
     After GOAWAY the connection takes no new requests; it closes once its streams are done.
     When the state becomes PP_H2_CLOSED every request has ended; destroy it.
 */
@@ -46,16 +51,19 @@ typedef struct {
                         size_t body_len);
     void (*on_unsent)(void *owner, pp_h2conn_t *c, void *req, uint32_t error_code);
     void (*on_goaway)(void *owner, pp_h2conn_t *c, uint32_t error_code, const char *reason);
+    void (*on_timeout)(void *owner, pp_h2conn_t *c, void *req, uint64_t waited_ms);
 } pp_h2conn_callbacks_t;
 
 typedef struct {
     const char *host; /* DNS name or IP literal; also SNI and the name verified */
     int port;
-    SSL_CTX *ssl_ctx;          /* with the CA store, the client certificate if any, ALPN h2 */
-    unsigned addr_index;       /* which of the host's addresses to try (rotates on failure) */
-    uint32_t ping_interval_ms; /* idle time before an HTTP/2 PING; 0 = never */
-    uint32_t timeout_ms;       /* connect + handshake, and PING answer */
-    const char *label;         /* for logs, e.g. "com.example.app/production#0" */
+    SSL_CTX *ssl_ctx;            /* with the CA store, the client certificate if any, ALPN h2 */
+    unsigned addr_index;         /* which of the host's addresses to try (rotates on failure) */
+    uint32_t ping_interval_ms;   /* idle time before an HTTP/2 PING; 0 = never */
+    uint32_t timeout_ms;         /* connect + handshake, and PING answer */
+    uint32_t request_timeout_ms; /* submission to answer; 0 = no deadline */
+    uint32_t max_timeouts;       /* timeouts in a row that close the connection; 0 = never */
+    const char *label;           /* for logs, e.g. "com.example.app/production#0" */
 } pp_h2conn_config_t;
 
 /*  Starts connecting. Returns NULL if the host cannot be resolved or a socket cannot be
@@ -74,16 +82,22 @@ short pp_h2conn_events(const pp_h2conn_t *c);
 void pp_h2conn_on_io(pp_h2conn_t *c, short revents, uint64_t now_ms);
 /*  Writes what nghttp2 has queued, as far as the socket takes it. */
 void pp_h2conn_flush(pp_h2conn_t *c);
-/*  Timers: connect timeout, PING when idle, PING timeout. */
+/*  Timers: connect timeout, PING when idle, PING timeout, request deadlines. */
 void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms);
 /*  The next time tick() has something to do, or UINT64_MAX. */
 uint64_t pp_h2conn_next_timer(const pp_h2conn_t *c);
 
 /*  How many more requests may be submitted now: the server's
-    SETTINGS_MAX_CONCURRENT_STREAMS (1 until its first SETTINGS arrives) minus the open
-    streams; 0 unless READY. */
+    SETTINGS_MAX_CONCURRENT_STREAMS minus the open streams; 0 unless READY, and 0 until the
+    server's first SETTINGS arrives (a server that allows 0 streams would refuse a request
+    sent before them, and each such refusal costs the notification one of its resends). */
 size_t pp_h2conn_capacity(const pp_h2conn_t *c);
+/*  Requests waiting for an answer (not those reset after their deadline). */
 size_t pp_h2conn_in_flight(const pp_h2conn_t *c);
+/*  True once the server's first SETTINGS frame arrived. */
+bool pp_h2conn_settings_received(const pp_h2conn_t *c);
+/*  Request timeouts since the last answer on this connection. */
+uint32_t pp_h2conn_timeout_streak(const pp_h2conn_t *c);
 /*  The server's current SETTINGS_MAX_CONCURRENT_STREAMS (0 before its SETTINGS). */
 uint32_t pp_h2conn_max_streams(const pp_h2conn_t *c);
 /*  True once a response arrived on this connection (used to reset reconnect backoff). */

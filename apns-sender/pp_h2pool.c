@@ -12,10 +12,17 @@
 typedef struct {
     pp_h2conn_t *c;
     uint64_t next_connect_ms;
+    uint64_t no_streams_ms; /* since when it allows no stream while work waits; 0 = not */
     unsigned fails;
     unsigned addr_index;
     bool ever_opened;
 } s_slot_t;
+
+/*  A queued notification and when it entered the queue. */
+typedef struct {
+    pp_apns_notif_t *n;
+    uint64_t queued_ms;
+} s_entry_t;
 
 struct pp_h2pool_t {
     pp_h2pool_config_t cfg;
@@ -27,8 +34,12 @@ struct pp_h2pool_t {
     s_slot_t slots[S_MAX_CONNS];
     int n_slots;
     bool active; /* used at least once: keep the connections open from now on */
-    pp_apns_notif_t *head, *tail;
-    size_t queued;
+    /* The queue: a ring (push at either end, pop at the front), cap a power of two. */
+    s_entry_t *q;
+    size_t q_head, queued, q_cap;
+    uint64_t q_oldest_ms;  /* at most the oldest queued_ms (a lower bound; exact after a scan) */
+    uint64_t last_sent_ms; /* the last submission: the queue is stuck only when none for long */
+    int64_t expiry_scan_s; /* wall second of the last scan for expired entries */
     int poll_slot[S_MAX_CONNS];
     int n_poll;
     unsigned rr; /* round-robin start for dispatch */
@@ -40,8 +51,10 @@ static void s_on_response(void *owner, pp_h2conn_t *c, void *req, int status, co
 static void s_on_unsent(void *owner, pp_h2conn_t *c, void *req, uint32_t error_code);
 static void s_on_goaway(void *owner, pp_h2conn_t *c, uint32_t error_code, const char *reason);
 
-static const pp_h2conn_callbacks_t s_conn_cb = {s_on_ready, s_on_response, s_on_unsent,
-                                                s_on_goaway};
+static void s_on_timeout(void *owner, pp_h2conn_t *c, void *req, uint64_t waited_ms);
+
+static const pp_h2conn_callbacks_t s_conn_cb = {s_on_ready, s_on_response, s_on_unsent, s_on_goaway,
+                                                s_on_timeout};
 
 pp_h2pool_t *pp_h2pool_new(const pp_h2pool_config_t *cfg, const pp_h2pool_callbacks_t *cb,
                            void *owner)
@@ -72,45 +85,79 @@ void pp_h2pool_destroy(pp_h2pool_t **p)
     pp_h2pool_close_all(pool); /* requests come back to the queue */
     for (int i = 0; i < pool->n_slots; i++)
         pp_h2conn_destroy(&pool->slots[i].c);
-    while (pool->head) {
-        pp_apns_notif_t *n = pool->head;
-        pool->head = n->next;
-        pp_apns_notif_destroy(&n);
-    }
+    for (size_t k = 0; k < pool->queued; k++)
+        pp_apns_notif_destroy(&pool->q[(pool->q_head + k) & (pool->q_cap - 1)].n);
+    free(pool->q);
     free(pool);
     *p = NULL;
 }
 
+static bool s_expired(const pp_apns_notif_t *n, int64_t now_wall_s)
+{
+    return n->msg->expiration > 0 && now_wall_s > n->msg->expiration;
+}
+
+/*  Room for one more entry: doubles the ring (unwrapping it). -1 when out of memory. */
+static int s_q_room(pp_h2pool_t *pool)
+{
+    if (pool->queued < pool->q_cap) return 0;
+    size_t cap = pool->q_cap ? pool->q_cap * 2 : 256;
+    s_entry_t *q = malloc(cap * sizeof *q);
+    if (!q) return -1;
+    for (size_t k = 0; k < pool->queued; k++)
+        q[k] = pool->q[(pool->q_head + k) & (pool->q_cap - 1)];
+    free(pool->q);
+    pool->q = q;
+    pool->q_cap = cap;
+    pool->q_head = 0;
+    return 0;
+}
+
+static void s_q_insert(pp_h2pool_t *pool, pp_apns_notif_t *n, uint64_t queued_ms, bool front)
+{
+    pool->active = true;
+    if (s_expired(n, (int64_t)(pp_wall_us() / 1000000))) {
+        /* Already past its apns-expiration (say, it waited for credit in the broker): no
+           need to hold it, or its job, until a stream frees up. */
+        pool->cb->on_drop(pool->owner, pool, n, "expired");
+        return;
+    }
+    if (s_q_room(pool) != 0) {
+        pool->cb->on_drop(pool->owner, pool, n, "out_of_memory");
+        return;
+    }
+    if (pool->queued == 0 || queued_ms < pool->q_oldest_ms) pool->q_oldest_ms = queued_ms;
+    size_t mask = pool->q_cap - 1;
+    if (front) {
+        pool->q_head = (pool->q_head + mask) & mask;
+        pool->q[pool->q_head] = (s_entry_t){n, queued_ms};
+    } else {
+        pool->q[(pool->q_head + pool->queued) & mask] = (s_entry_t){n, queued_ms};
+    }
+    pool->queued++;
+}
+
 void pp_h2pool_push(pp_h2pool_t *pool, pp_apns_notif_t *n)
 {
-    n->next = NULL;
-    if (pool->tail)
-        pool->tail->next = n;
-    else
-        pool->head = n;
-    pool->tail = n;
-    pool->queued++;
-    pool->active = true;
+    s_q_insert(pool, n, pp_mono_ms(), false);
 }
 
 void pp_h2pool_push_front(pp_h2pool_t *pool, pp_apns_notif_t *n)
 {
-    n->next = pool->head;
-    pool->head = n;
-    if (!pool->tail) pool->tail = n;
-    pool->queued++;
-    pool->active = true;
+    s_q_insert(pool, n, pp_mono_ms(), true);
 }
 
-static pp_apns_notif_t *s_pop(pp_h2pool_t *pool)
+static s_entry_t s_pop(pp_h2pool_t *pool)
 {
-    pp_apns_notif_t *n = pool->head;
-    if (!n) return NULL;
-    pool->head = n->next;
-    if (!pool->head) pool->tail = NULL;
+    s_entry_t e = pool->q[pool->q_head];
+    pool->q_head = (pool->q_head + 1) & (pool->q_cap - 1);
     pool->queued--;
-    n->next = NULL;
-    return n;
+    return e;
+}
+
+const char *pp_h2pool_label(const pp_h2pool_t *pool)
+{
+    return pool->label;
 }
 
 size_t pp_h2pool_queued(const pp_h2pool_t *pool)
@@ -180,6 +227,13 @@ static void s_on_goaway(void *owner, pp_h2conn_t *c, uint32_t error_code, const 
     pp_metric_inc(pool->cfg.goaways);
 }
 
+static void s_on_timeout(void *owner, pp_h2conn_t *c, void *req, uint64_t waited_ms)
+{
+    (void)c;
+    pp_h2pool_t *pool = owner;
+    pool->cb->on_timeout(pool->owner, pool, req, "stream", waited_ms);
+}
+
 /* ---- requests --------------------------------------------------------------------- */
 
 #define S_NV(name, value, vlen)                                                                    \
@@ -220,41 +274,130 @@ static int s_submit(pp_h2pool_t *pool, pp_h2conn_t *c, pp_apns_notif_t *n)
     return pp_h2conn_submit(c, nva, k, m->payload, m->payload_len, n);
 }
 
-static bool s_expired(const pp_apns_notif_t *n, int64_t now_wall_s)
+/*  Hands queued notifications to connections with room. Round robin one request at a
+    time, so that several connections share the load; first over the connections without a
+    timeout streak, then (when those are full) over the others. */
+static void s_dispatch_to(pp_h2pool_t *pool, int64_t now_wall_s, uint64_t now_ms, bool suspects)
 {
-    return n->msg->expiration > 0 && now_wall_s > n->msg->expiration;
-}
-
-static void s_dispatch(pp_h2pool_t *pool, int64_t now_wall_s)
-{
-    if (!pool->head) return;
-    if (pool->cfg.app->auth == PP_APNS_AUTH_TOKEN && !pool->cfg.app->cred->token[0])
-        return; /* no provider token yet (signing failed): keep them queued */
     size_t caps[S_MAX_CONNS];
     size_t total = 0;
     for (int i = 0; i < pool->n_slots; i++) {
-        caps[i] = pool->slots[i].c ? pp_h2conn_capacity(pool->slots[i].c) : 0;
+        pp_h2conn_t *c = pool->slots[i].c;
+        caps[i] = c && (pp_h2conn_timeout_streak(c) > 0) == suspects ? pp_h2conn_capacity(c) : 0;
         total += caps[i];
     }
-    /* Round robin one request at a time, so that several connections share the load. */
-    while (total > 0 && pool->head) {
+    while (total > 0 && pool->queued > 0) {
         int i = (int)(pool->rr++ % (unsigned)pool->n_slots);
         if (caps[i] == 0) continue;
-        pp_apns_notif_t *n = s_pop(pool);
-        if (s_expired(n, now_wall_s)) {
-            pool->cb->on_drop(pool->owner, pool, n, "expired");
+        s_entry_t e = s_pop(pool);
+        if (s_expired(e.n, now_wall_s)) {
+            pool->cb->on_drop(pool->owner, pool, e.n, "expired");
             continue;
         }
-        if (s_submit(pool, pool->slots[i].c, n) != 0) {
-            pp_h2pool_push_front(pool, n);
+        if (s_submit(pool, pool->slots[i].c, e.n) != 0) {
+            s_q_insert(pool, e.n, e.queued_ms, true); /* its wait goes on */
             total -= caps[i];
             caps[i] = 0;
             continue;
         }
         pp_metric_inc(pool->cfg.sent);
+        pool->last_sent_ms = now_ms;
         caps[i]--;
         total--;
     }
+}
+
+static void s_dispatch(pp_h2pool_t *pool, int64_t now_wall_s, uint64_t now_ms)
+{
+    if (pool->queued == 0) return;
+    if (pool->cfg.app->auth == PP_APNS_AUTH_TOKEN && !pool->cfg.app->cred->token[0])
+        return; /* no provider token yet (signing failed): keep them queued */
+    s_dispatch_to(pool, now_wall_s, now_ms, false);
+    s_dispatch_to(pool, now_wall_s, now_ms, true);
+}
+
+/* ---- deadlines -------------------------------------------------------------------- */
+
+/*  Drops the queued notifications whose apns-expiration passed, wherever they are in the
+    queue, once per wall-clock second (expirations are in seconds): they must not wait for
+    a stream, holding their jobs, behind a stuck connection. */
+static void s_drop_expired(pp_h2pool_t *pool, int64_t now_wall_s)
+{
+    if (pool->queued == 0 || now_wall_s == pool->expiry_scan_s) return;
+    pool->expiry_scan_s = now_wall_s;
+    size_t mask = pool->q_cap - 1, n = pool->queued, kept = 0;
+    pp_apns_notif_t **gone = malloc(n * sizeof *gone);
+    size_t n_gone = 0;
+    for (size_t k = 0; k < n; k++) {
+        s_entry_t e = pool->q[(pool->q_head + k) & mask];
+        if (gone && s_expired(e.n, now_wall_s))
+            gone[n_gone++] = e.n;
+        else
+            pool->q[(pool->q_head + kept++) & mask] = e;
+    }
+    pool->queued = kept;
+    /* Callbacks last: the owner may push into this pool from them. */
+    for (size_t k = 0; k < n_gone; k++)
+        pool->cb->on_drop(pool->owner, pool, gone[k], "expired");
+    free(gone);
+}
+
+/*  When the queue's wait is next worth checking: its oldest entry's deadline, but not
+    before the pool has sent nothing for request_timeout_ms (a queue that drains is not
+    stuck). UINT64_MAX when empty or without deadlines. */
+static uint64_t s_queue_deadline(const pp_h2pool_t *pool)
+{
+    if (pool->queued == 0 || !pool->cfg.request_timeout_ms) return UINT64_MAX;
+    uint64_t from = pool->q_oldest_ms > pool->last_sent_ms ? pool->q_oldest_ms : pool->last_sent_ms;
+    return from + pool->cfg.request_timeout_ms;
+}
+
+/*  Hands back every entry that waited request_timeout_ms, keeping the others in order.
+    Runs only when the pool is stuck (see s_queue_deadline), so a full scan is fine; it
+    also makes q_oldest_ms exact again. */
+static void s_expire_queue(pp_h2pool_t *pool, uint64_t now_ms)
+{
+    if (s_queue_deadline(pool) > now_ms) return;
+    size_t mask = pool->q_cap - 1, n = pool->queued, kept = 0;
+    uint64_t oldest = UINT64_MAX;
+    s_entry_t *late = malloc(n * sizeof *late);
+    size_t n_late = 0;
+    for (size_t k = 0; k < n; k++) {
+        s_entry_t e = pool->q[(pool->q_head + k) & mask];
+        if (late && e.queued_ms + pool->cfg.request_timeout_ms <= now_ms) {
+            late[n_late++] = e;
+            continue;
+        }
+        if (e.queued_ms < oldest) oldest = e.queued_ms;
+        pool->q[(pool->q_head + kept++) & mask] = e;
+    }
+    pool->queued = kept;
+    pool->q_oldest_ms = oldest;
+    /* Callbacks last: the owner may push into this pool from them. */
+    for (size_t k = 0; k < n_late; k++)
+        pool->cb->on_timeout(pool->owner, pool, late[k].n, "queue", now_ms - late[k].queued_ms);
+    free(late);
+}
+
+/*  A READY connection that allows no stream at all (SETTINGS_MAX_CONCURRENT_STREAMS 0) is
+    useless: once it has been so for request_timeout_ms, it is replaced when notifications
+    wait (they may wait in the retry queue in between: the clock runs on regardless). */
+static void s_check_no_streams(pp_h2pool_t *pool, s_slot_t *s, uint64_t now_ms)
+{
+    pp_h2conn_t *c = s->c;
+    bool useless = pool->cfg.request_timeout_ms && pp_h2conn_state(c) == PP_H2_READY &&
+                   pp_h2conn_settings_received(c) && pp_h2conn_max_streams(c) == 0 &&
+                   pp_h2conn_in_flight(c) == 0;
+    if (!useless) {
+        s->no_streams_ms = 0;
+        return;
+    }
+    if (!s->no_streams_ms) s->no_streams_ms = now_ms ? now_ms : 1;
+    if (pool->queued == 0 || now_ms - s->no_streams_ms < pool->cfg.request_timeout_ms) return;
+    pp_warn("conn_no_streams", "pool=%s waited_ms=%llu queued=%zu effect=\"connection replaced\"",
+            pool->label, (unsigned long long)(now_ms - s->no_streams_ms), pool->queued);
+    s->no_streams_ms = 0;
+    pp_h2conn_close(c, "no_streams");
 }
 
 /* ---- connections ------------------------------------------------------------------ */
@@ -272,6 +415,10 @@ static uint64_t s_backoff_ms(const pp_h2pool_t *pool, unsigned fails)
 
 static void s_reap(pp_h2pool_t *pool, s_slot_t *s, uint64_t now_ms)
 {
+    const char *why = pp_h2conn_close_reason(s->c);
+    if (!strcmp(why, "timeouts")) pp_metric_inc(pool->cfg.replaced_timeouts);
+    if (!strcmp(why, "no_streams")) pp_metric_inc(pool->cfg.replaced_no_streams);
+    s->no_streams_ms = 0;
     bool healthy = pp_h2conn_had_response(s->c);
     s->fails = healthy ? 0 : s->fails + 1;
     if (!healthy) s->addr_index++; /* try the host's next address */
@@ -293,6 +440,8 @@ static void s_connect(pp_h2pool_t *pool, int i, uint64_t now_ms)
                              s->addr_index,
                              pool->cfg.ping_interval_ms,
                              pool->cfg.timeout_ms,
+                             pool->cfg.request_timeout_ms,
+                             pool->cfg.max_timeouts,
                              label};
     if (s->ever_opened) pp_metric_inc(pool->cfg.reconnects);
     s->ever_opened = true;
@@ -310,11 +459,14 @@ void pp_h2pool_run(pp_h2pool_t *pool, uint64_t now_ms, int64_t now_wall_s)
         s_slot_t *s = &pool->slots[i];
         if (s->c) {
             pp_h2conn_tick(s->c, now_ms);
+            if (pp_h2conn_state(s->c) != PP_H2_CLOSED) s_check_no_streams(pool, s, now_ms);
             if (pp_h2conn_state(s->c) == PP_H2_CLOSED) s_reap(pool, s, now_ms);
         }
         if (!s->c && pool->active && now_ms >= s->next_connect_ms) s_connect(pool, i, now_ms);
     }
-    s_dispatch(pool, now_wall_s);
+    s_drop_expired(pool, now_wall_s);
+    s_dispatch(pool, now_wall_s, now_ms);
+    s_expire_queue(pool, now_ms);
     for (int i = 0; i < pool->n_slots; i++) {
         s_slot_t *s = &pool->slots[i];
         if (s->c) {
@@ -331,8 +483,12 @@ uint64_t pp_h2pool_next_timer(const pp_h2pool_t *pool)
         const s_slot_t *s = &pool->slots[i];
         uint64_t x = s->c ? pp_h2conn_next_timer(s->c) : (pool->active ? s->next_connect_ms : t);
         if (x < t) t = x;
+        if (s->c && s->no_streams_ms && pool->queued > 0 &&
+            s->no_streams_ms + pool->cfg.request_timeout_ms < t)
+            t = s->no_streams_ms + pool->cfg.request_timeout_ms;
     }
-    return t;
+    uint64_t q = s_queue_deadline(pool);
+    return q < t ? q : t;
 }
 
 size_t pp_h2pool_fill_poll(pp_h2pool_t *pool, zmq_pollitem_t *items, size_t max)
