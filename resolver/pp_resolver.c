@@ -143,6 +143,7 @@ static int s_reserve_ids(pp_resolver_t *r, size_t n)
 }
 
 static int s_send(void *ctx, int kind, const void *buf, size_t len);
+static void s_redis_idle(void *ctx);
 
 pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metrics, pp_userdb_t *db,
                                pp_link_t *link)
@@ -156,6 +157,7 @@ pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metri
     r->rl_token = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 5);
     r->rl_msg = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
     s_register(r, metrics);
+    pp_userdb_set_idle(db, s_redis_idle, r);
     r->fanout = pp_fanout_new(&cfg->fanout, metrics, s_send, r);
     r->seen = pp_idset_new(cfg->scan_dedupe_max);
     r->fields = calloc(cfg->pipeline, sizeof *r->fields);
@@ -177,6 +179,7 @@ void pp_resolver_destroy(pp_resolver_t **p)
 {
     if (!p || !*p) return;
     pp_resolver_t *r = *p;
+    if (r->db) pp_userdb_set_idle(r->db, NULL, NULL); /* the db outlives us */
     pp_fanout_destroy(&r->fanout);
     pp_idset_destroy(&r->seen);
     pp_apns_payload_clear(&r->payload);
@@ -213,6 +216,14 @@ static void s_tick(pp_resolver_t *r)
     if (now - r->last_tick_ms < 50) return;
     r->last_tick_ms = now;
     pp_link_tick(r->link);
+}
+
+/*  The userdb's idle callback: runs between Redis round trips and every 50 ms while a
+    reply is awaited, so a slow Redis (each round trip near command_timeout_ms) cannot keep
+    the link silent past the broker's timeout. */
+static void s_redis_idle(void *ctx)
+{
+    s_tick(ctx);
 }
 
 /*  Called at least every 50 ms while waiting for Redis. */

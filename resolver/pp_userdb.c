@@ -2,6 +2,7 @@
 #include "pp_log.h"
 
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,11 @@
 #include <time.h>
 
 enum { S_BACKOFF_FIRST_MS = 50, S_SLICE_MS = 50 };
+
+/*  Longest single blocking wait (poll, or a socket call after poll said ready, bounded by
+    the socket timeout) before the idle callback runs again. Well below the smallest link
+    heartbeat that matters (the hub's timeout is 3 heartbeats). */
+enum { S_WAIT_SLICE_MS = 50 };
 
 /*  Shapes of reply that count as bad data (bad_reply_total{kind=...}). */
 typedef enum {
@@ -29,6 +35,9 @@ static const char *s_kind_names[K_COUNT] = {"wrongtype",   "nil",      "bad_arit
 struct pp_userdb_t {
     pp_userdb_cfg_t cfg;
     redisContext *c;
+    bool unsent; /* commands appended to hiredis' output buffer and not all written yet */
+    pp_userdb_idle_fn *idle;
+    void *idle_ctx;
     bool ever_connected;
     uint64_t session;
     bool failed_since_connect; /* a failure happened: the next connect is a reconnect */
@@ -120,6 +129,7 @@ static void s_free_group_reply(pp_userdb_t *db)
 static void s_disconnect(pp_userdb_t *db)
 {
     db->in_flight = 0; /* their replies will never come */
+    db->unsent = false;
     if (db->c) redisFree(db->c);
     db->c = NULL;
     pp_metric_set(db->m_up, 0);
@@ -198,14 +208,105 @@ static void s_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+void pp_userdb_set_idle(pp_userdb_t *db, pp_userdb_idle_fn *fn, void *ctx)
+{
+    db->idle = fn;
+    db->idle_ctx = ctx;
+}
+
+static void s_idle(pp_userdb_t *db)
+{
+    if (db->idle) db->idle(db->idle_ctx);
+}
+
+/*  Waits up to S_WAIT_SLICE_MS for the socket to be ready for events. Returns 1 when ready
+    (or in error/hung up: the next read or write reports it), 0 when not (or interrupted). */
+static int s_poll(pp_userdb_t *db, short events)
+{
+    struct pollfd p = {.fd = db->c->fd, .events = events, .revents = 0};
+    int rc = poll(&p, 1, S_WAIT_SLICE_MS);
+    return rc > 0 ? 1 : 0; /* -1 is EINTR (or a bad fd, which the read then reports) */
+}
+
+/*  The next reply, read the way redisGetReply reads it (write out every command appended,
+    then read until the reader has a whole reply) but never blocking longer than one slice:
+    between slices the idle callback runs (the resolver ticks its link there), and the wait
+    is given up after command_timeout_ms without progress (no byte written or read), as the
+    socket timeout alone did before. Only public hiredis calls are used (redisBufferWrite,
+    redisBufferRead, redisGetReplyFromReader): a partly read reply stays in hiredis' reader
+    between slices. Not done instead: a socket timeout of one slice with redisGetReply
+    retried, because a timed out read sets the context's error for good (hiredis: a context
+    with an error cannot be used again), so the reply in progress would be lost.
+    Returns the reply (the caller frees it), or NULL with the connection dropped. */
+static redisReply *s_get_reply(pp_userdb_t *db, const char *what)
+{
+    uint64_t last_progress = 0; /* 0 until the reply has to be waited for */
+    for (;;) {
+        void *r = NULL;
+        if (redisGetReplyFromReader(db->c, &r) != REDIS_OK) {
+            s_io_fail(db, what);
+            return NULL;
+        }
+        if (r) return r; /* already read (the replies of a pipelined round): no wait */
+        if (last_progress == 0) {
+            s_idle(db); /* a round trip begins: between round trips the link is ticked */
+            last_progress = pp_mono_ms();
+        }
+        bool ready;
+        if (db->unsent) {
+            ready = s_poll(db, POLLOUT) > 0;
+            int done = 0;
+            if (ready && redisBufferWrite(db->c, &done) != REDIS_OK) {
+                s_io_fail(db, what);
+                return NULL;
+            }
+            db->unsent = !done;
+        } else {
+            ready = s_poll(db, POLLIN) > 0;
+            if (ready && redisBufferRead(db->c) != REDIS_OK) {
+                s_io_fail(db, what);
+                return NULL;
+            }
+        }
+        uint64_t now = pp_mono_ms();
+        if (ready) {
+            last_progress = now;
+            continue;
+        }
+        s_idle(db);
+        if (now - last_progress >= (uint64_t)db->cfg.command_timeout_ms) {
+            s_fail(db, what, "timeout");
+            return NULL;
+        }
+    }
+}
+
+/*  Appends one command (printf-like, as redisCommand) and reads its reply. */
+static redisReply *s_command(pp_userdb_t *db, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAppendCommand(db->c, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK) {
+        s_io_fail(db, what);
+        return NULL;
+    }
+    db->unsent = true;
+    return s_get_reply(db, what);
+}
+
 /*  Sends one command and checks its reply is a status "OK" (AUTH, SELECT). */
 static int s_setup_command(pp_userdb_t *db, const char *what, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(db->c, fmt, ap);
+    int sent = redisvAppendCommand(db->c, fmt, ap);
     va_end(ap);
-    if (!r) return s_io_fail(db, what);
+    if (sent != REDIS_OK) return s_io_fail(db, what);
+    db->unsent = true;
+    redisReply *r = s_get_reply(db, what);
+    if (!r) return -1;
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR)
         rc = s_fail(db, what, r->str);
@@ -229,8 +330,11 @@ static int s_connect(pp_userdb_t *db)
                       : redisConnectWithTimeout(cfg->host, cfg->port, ct);
     if (!db->c) return s_fail(db, "connect", "out of memory");
     if (db->c->err) return s_io_fail(db, "connect");
-    if (redisSetTimeout(db->c, s_tv(cfg->command_timeout_ms)) != REDIS_OK)
-        return s_io_fail(db, "connect");
+    /* A backstop: s_get_reply only reads or writes once poll said the socket is ready, so
+       no socket call should wait; if one does, it waits at most one slice. */
+    int io_ms =
+        cfg->command_timeout_ms < S_WAIT_SLICE_MS ? cfg->command_timeout_ms : S_WAIT_SLICE_MS;
+    if (redisSetTimeout(db->c, s_tv(io_ms)) != REDIS_OK) return s_io_fail(db, "connect");
     if (cfg->password && cfg->password[0] &&
         s_setup_command(db, "auth", "AUTH %s", cfg->password) != 0)
         return -1;
@@ -328,6 +432,7 @@ int pp_userdb_users_send(pp_userdb_t *db, const pp_str_t *uids, size_t n)
     }
     if (redisAppendFormattedCommand(db->c, db->out, used) != REDIS_OK)
         return s_io_fail(db, "hmget");
+    db->unsent = true;
     db->flight_n[db->in_flight++] = n;
     return 0;
 }
@@ -347,11 +452,10 @@ int pp_userdb_users_recv(pp_userdb_t *db, const pp_str_t *uids, pp_user_fields_t
     unsigned slot = db->next_slot;
     s_free_slot(db, slot);
     for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        if (redisGetReply(db->c, &r) != REDIS_OK || !r) {
-            int rc = s_io_fail(db, "hmget");
+        redisReply *r = s_get_reply(db, "hmget");
+        if (!r) {
             s_free_user_replies(db);
-            return rc;
+            return -1;
         }
         db->slot_replies[slot][db->slot_n[slot]++] = r;
     }
@@ -390,8 +494,8 @@ int pp_userdb_group_size(pp_userdb_t *db, pp_str_t gid, long long *count)
 {
     *count = 0;
     if (!db->c || s_check_idle(db, "scard") != 0) return -1;
-    redisReply *r = redisCommand(db->c, "SCARD GroupAppleUser:%b", gid.ptr, gid.len);
-    if (!r) return s_io_fail(db, "scard");
+    redisReply *r = s_command(db, "scard", "SCARD GroupAppleUser:%b", gid.ptr, gid.len);
+    if (!r) return -1;
     int rc = 0;
     if (r->type == REDIS_REPLY_INTEGER)
         *count = r->integer;
@@ -450,8 +554,8 @@ int pp_userdb_group_members(pp_userdb_t *db, pp_str_t gid, const pp_str_t **memb
     *members = db->members;
     *n = 0;
     if (!db->c || s_check_idle(db, "smembers") != 0) return -1;
-    redisReply *r = redisCommand(db->c, "SMEMBERS GroupAppleUser:%b", gid.ptr, gid.len);
-    if (!r) return s_io_fail(db, "smembers");
+    redisReply *r = s_command(db, "smembers", "SMEMBERS GroupAppleUser:%b", gid.ptr, gid.len);
+    if (!r) return -1;
     db->group_reply = r;
     if (r->type == REDIS_REPLY_ERROR) {
         int bad = s_error_reply(db, r, "smembers", "GroupAppleUser", gid);
@@ -486,9 +590,9 @@ int pp_userdb_group_scan(pp_userdb_t *db, pp_str_t gid, char cursor[32], size_t 
     if (!db->c || s_check_idle(db, "sscan") != 0) return -1;
     char count_text[24]; /* hiredis' format has no %zu */
     snprintf(count_text, sizeof count_text, "%zu", count);
-    redisReply *r = redisCommand(db->c, "SSCAN GroupAppleUser:%b %s COUNT %s", gid.ptr, gid.len,
-                                 cursor, count_text);
-    if (!r) return s_io_fail(db, "sscan");
+    redisReply *r = s_command(db, "sscan", "SSCAN GroupAppleUser:%b %s COUNT %s", gid.ptr, gid.len,
+                              cursor, count_text);
+    if (!r) return -1;
     db->group_reply = r;
     if (r->type == REDIS_REPLY_ERROR) {
         int bad = s_error_reply(db, r, "sscan", "GroupAppleUser", gid);

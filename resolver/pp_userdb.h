@@ -13,6 +13,11 @@
     as "nothing there" (no members, no user fields), so one bad key never stalls the stream.
     Not every failure surfaces at once: a call made while HMGET rounds are in flight fails.
 
+    Calls block, but never in one wait for longer than 50 ms: between Redis round trips and
+    every 50 ms while a reply is awaited the idle callback (pp_userdb_set_idle) runs, so a
+    caller on a heartbeat link keeps it alive however slow Redis is. A call fails with a
+    timeout after command_timeout_ms without progress (no byte written or read).
+
     Members returned are checked (strings, at most PP_ID_MAX_LEN bytes, valid UTF-8, usable
     as an MQTT topic level); bad ones are dropped and counted. Returned strings point into
     replies the userdb keeps: group members until the next group call, user fields until the
@@ -35,9 +40,9 @@ typedef struct {
     const char *password;    /* NULL or "": no AUTH */
     int db;                  /* SELECT when not 0 */
     int connect_timeout_ms;
-    int command_timeout_ms;
-    int backoff_max_ms; /* cap of the exponential backoff between attempts */
-    size_t pipeline;    /* most commands sent in one pipelined round */
+    int command_timeout_ms; /* longest wait without progress (no byte written or read) */
+    int backoff_max_ms;     /* cap of the exponential backoff between attempts */
+    size_t pipeline;        /* most commands sent in one pipelined round */
 } pp_userdb_cfg_t;
 
 typedef struct pp_userdb_t pp_userdb_t;
@@ -45,9 +50,16 @@ typedef struct pp_userdb_t pp_userdb_t;
 /*  Gives back true when the caller wants to stop waiting for Redis. */
 typedef bool(pp_userdb_give_up_fn)(void *ctx);
 
+/*  Called while a call waits for Redis (see above). It must not call the userdb. */
+typedef void(pp_userdb_idle_fn)(void *ctx);
+
 /*  Creates the userdb; does not connect yet. The strings in cfg must outlive it. */
 pp_userdb_t *pp_userdb_new(const pp_userdb_cfg_t *cfg, pp_metrics_t *metrics);
 void pp_userdb_destroy(pp_userdb_t **p);
+
+/*  Sets the idle callback (fn NULL: none, the default). The userdb knows nothing of the
+    link: the resolver passes a function that ticks it. */
+void pp_userdb_set_idle(pp_userdb_t *db, pp_userdb_idle_fn *fn, void *ctx);
 
 /*  True while a connection is open. */
 bool pp_userdb_connected(const pp_userdb_t *db);
