@@ -77,10 +77,12 @@ struct pp_dispatch_t {
     pp_ratelimit_t rl;
     pp_dispatch_output_fn *output_fn;
     void *output_ctx;
+    pp_dispatch_acked_fn *acked_fn;
+    void *acked_ctx;
     bool not_reading;
     bool stop_reading; // set by the output function for the current on_readable call
     pp_metric_t *m_outputs;
-    pp_metric_t *m_sent, *m_acks, *m_requeued, *m_deaths, *m_unknown_acks;
+    pp_metric_t *m_sent, *m_acks, *m_requeued, *m_deaths, *m_unknown_acks, *m_moved_acks;
     pp_metric_t *m_workers, *m_pending, *m_in_flight;
     pp_metric_t *m_bad[BAD_COUNT];
 };
@@ -331,6 +333,9 @@ pp_dispatch_t *pp_dispatch_new_rcvhwm(const char *pool_name, const char *endpoin
                                      "Workers declared dead (timeout or unreachable)", l);
     d->m_unknown_acks = pp_metrics_counter(metrics, "link_unknown_acks_total",
                                            "Acks for jobs the worker does not hold", l);
+    d->m_moved_acks = pp_metrics_counter(
+        metrics, "link_acks_other_id_total",
+        "Acks taken for jobs sent to another routing id (a worker that reconnected)", l);
     d->m_workers = pp_metrics_gauge(metrics, "link_workers", "Workers known", l);
     d->m_pending = pp_metrics_gauge(metrics, "link_pending", "Jobs waiting for credit", l);
     d->m_in_flight = pp_metrics_gauge(metrics, "link_in_flight", "Jobs sent, not acked", l);
@@ -579,28 +584,68 @@ static void s_send_who(pp_dispatch_t *d, const zmq_msg_t *id)
         zmq_send(d->raw, "W", 1, ZMQ_DONTWAIT);
 }
 
+/*  Finds the live slot of seq in any worker but skip (NULL: any), with its worker. */
+static s_slot_t *s_find_elsewhere(pp_dispatch_t *d, const s_worker_t *skip, uint64_t seq,
+                                  s_worker_t **owner)
+{
+    for (size_t i = 0; i < d->nworkers; i++) {
+        s_worker_t *o = d->workers[i];
+        if (o == skip || o->live == 0) continue;
+        s_slot_t *s = s_ring_find(o, seq);
+        if (s) {
+            *owner = o;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/*  Acks from worker w (NULL: a routing id we do not know). A seq w does not hold is looked
+    for in the other workers: a worker whose connection broke comes back on a new socket
+    with a new routing id (common/pp_link.c, s_open) and acks, from there, jobs it received
+    under its old id, which we still count in flight there until that id is declared dead.
+    Seqs are unique in this hub (one counter for all workers, never reused), so a seq names
+    one job whoever acks it, and taking the ack spares a duplicate. Workers of a pool are
+    trusted alike (the same CURVE allow list), so a worker acking a job it was not sent is
+    not a hole we open. An ack found nowhere (the old id was declared dead and its jobs
+    requeued meanwhile, a hub restart, a duplicate ack) is counted in
+    link_unknown_acks_total when it comes from a known worker: that job is (or was) done
+    again elsewhere, which at-least-once allows. */
 static void s_on_acks(pp_dispatch_t *d, s_worker_t *w, const uint8_t *b, size_t n)
 {
-    size_t ok = 0, unknown = 0;
+    size_t ok = 0, moved = 0, unknown = 0;
     for (size_t i = 0; i < n; i++) {
-        s_slot_t *s = s_ring_find(w, s_get_be64(b + 8 * i));
+        uint64_t seq = s_get_be64(b + 8 * i);
+        s_worker_t *owner = w;
+        s_slot_t *s = w ? s_ring_find(w, seq) : NULL;
+        if (!s && (s = s_find_elsewhere(d, w, seq, &owner)) != NULL) moved++;
         if (!s) {
             unknown++;
             continue;
         }
-        s_ring_release(w, s);
+        if (d->acked_fn) d->acked_fn(d->acked_ctx, &s->msg);
+        s_ring_release(owner, s);
         ok++;
     }
     d->in_flight -= ok;
     pp_metric_add(d->m_acks, ok);
-    if (unknown) {
-        // Normal after a hub restart (acks for the old hub's jobs); a bug or hostile if not.
+    pp_metric_add(d->m_moved_acks, moved);
+    if (unknown && w) {
+        // Normal after a hub restart (acks for the old hub's jobs) or after a worker's
+        // reconnect (its old id's jobs were requeued first); a bug or hostile if not.
         pp_metric_add(d->m_unknown_acks, unknown);
         uint32_t suppressed;
         char hex[40];
         if (pp_ratelimit_allow(&d->rl, &suppressed))
             pp_info("link_unknown_acks", "pool=%s worker=%s count=%zu suppressed=%u", d->pool,
                     s_hex(w, hex, sizeof hex), unknown, suppressed);
+    }
+    if (moved) {
+        uint32_t suppressed;
+        char hex[40];
+        if (pp_ratelimit_allow(&d->rl, &suppressed))
+            pp_info("link_acks_other_id", "pool=%s worker=%s count=%zu suppressed=%u", d->pool,
+                    w ? s_hex(w, hex, sizeof hex) : "unknown", moved, suppressed);
     }
 }
 
@@ -660,6 +705,9 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
     if (!w) {
         if (cmd == 'B') return;
         if (cmd != 'R') {
+            // Acks are taken by seq even from an unknown id (a reconnected worker whose "R"
+            // did not come first): the jobs are done, and redoing them helps nobody.
+            if (cmd == 'A') s_on_acks(d, NULL, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]) / 8);
             s_send_who(d, &f[0]);
             return;
         }
@@ -760,6 +808,12 @@ int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms)
     }
     pp_dispatch_pump(d);
     return next < 1 ? 1 : (int)next;
+}
+
+void pp_dispatch_set_acked(pp_dispatch_t *d, pp_dispatch_acked_fn *fn, void *ctx)
+{
+    d->acked_fn = fn;
+    d->acked_ctx = ctx;
 }
 
 void pp_dispatch_set_output(pp_dispatch_t *d, pp_dispatch_output_fn *fn, void *ctx)

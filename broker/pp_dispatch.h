@@ -16,8 +16,14 @@
         read inputs that feed the pool while !pp_dispatch_full(d), pp_dispatch_enqueue(...)
         pp_dispatch_pump(d)
 
+    Acks are taken by seq from any worker of the pool: a worker whose connection broke comes
+    back with a new routing id (common/pp_link.h) and acks from there the jobs the hub still
+    counts for its old id (link_acks_other_id_total); that old id is declared dead like any
+    other (unreachable, or unheard for timeout_ms) and what it still holds is requeued.
+
     Metrics (label pool="<pool_name>"): link_jobs_sent_total, link_acks_total,
-    link_requeued_total, link_worker_deaths_total, link_unknown_acks_total,
+    link_acks_other_id_total, link_requeued_total, link_worker_deaths_total,
+    link_unknown_acks_total,
     link_bad_messages_total{kind}, and gauges link_workers, link_pending, link_in_flight.
 */
 #ifndef PP_DISPATCH_H
@@ -99,6 +105,12 @@ size_t pp_dispatch_pump(pp_dispatch_t *d);
     workers not sent anything for heartbeat_ms, and pumps. Returns the ms until it needs
     calling again (>= 1). */
 int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms);
+
+/*  Called with the body of each job a worker acknowledges, just before the hub lets it
+    go (once per job, whichever routing id acks it). The broker's durability ledger
+    (pp_durable) counts what is finished with it. */
+typedef void pp_dispatch_acked_fn(void *ctx, const zmq_msg_t *job);
+void pp_dispatch_set_acked(pp_dispatch_t *d, pp_dispatch_acked_fn *fn, void *ctx);
 
 /*  Outputs: a worker may send results back over its link ("O" + body; see pp_link_send),
     e.g. a resolver's APNS and MQTT jobs. Each one is handed to fn, which may move *body

@@ -19,6 +19,19 @@
 #define S_K_MAX_JOBS 4096
 #define S_K_ENTRY 12
 
+/*  A connection attempt that failed is retried after S_RETRY_MIN_MS, doubling up to
+    S_RETRY_MAX_MS (libzmq's own default is 100 ms, constant). */
+#define S_RETRY_MIN_MS 100
+#define S_RETRY_MAX_MS 500
+/*  While a connection is being made, pp_link_tick asks to be called this often, so that the
+    owner's poll does not sleep a whole heartbeat on a link that is not up yet. */
+#define S_CONNECTING_MS 50
+/*  Monitor events handled per call; the monitor of one DEALER produces a few per connection. */
+#define S_MAX_EVENTS 64
+
+/*  The state of the current connection, as the socket monitor reports it. */
+enum { CONN_CONNECTING, CONN_UP, CONN_DOWN };
+
 enum { BAD_COMMAND, BAD_JOB_FRAME, BAD_OVER_CREDIT, BAD_BATCH_FRAME, BAD_COUNT };
 static const char *s_bad_names[BAD_COUNT] = {"unknown_command", "job_frame", "over_credit",
                                              "batch_frame"};
@@ -26,6 +39,18 @@ static const char *s_bad_names[BAD_COUNT] = {"unknown_command", "job_frame", "ov
 struct pp_link_t {
     zsock_t *sock;
     void *raw;
+    // One socket per connection (see s_open): its monitor, and what the monitor said.
+    zsock_t *mon;
+    int conn;
+    bool was_up;        // the current socket's connection completed its handshake once
+    uint64_t retry_at;  // CONN_DOWN: when to open the next socket
+    uint32_t retry_ms;  // the wait after the next failed attempt
+    char endpoint[256]; // where to connect; kept for the sockets opened after a disconnect
+    // Acks of jobs handed out up to ack_floor are not sent: outputs of those jobs went on a
+    // connection that was lost, so they may be lost too (see s_open).
+    uint64_t last_seq;  // the seq last handed out to the owner
+    uint64_t ack_floor; // 0: none
+    bool outputs_sent;  // an "O" went out on the current socket
     uint32_t window, heartbeat_ms;
     uint32_t held, credit;
     bool paused;
@@ -39,7 +64,7 @@ struct pp_link_t {
     bool nudged; // "N" sent for the current batch's leftovers
     pp_ratelimit_t rl;
     pp_metrics_t *own_metrics;
-    pp_metric_t *m_jobs, *m_resets, *m_dropped;
+    pp_metric_t *m_jobs, *m_resets, *m_dropped, *m_reconnects, *m_withheld;
     pp_metric_t *m_bad[BAD_COUNT];
 };
 
@@ -88,17 +113,202 @@ static void s_grant(pp_link_t *l, bool force)
     if (s_send_cmd(l, 'R', b, 4) == 0) l->credit += free;
 }
 
+/*  Closes the current socket and its monitor, if any. linger_ms: how long libzmq may keep
+    sending what is queued (0 after a disconnect: nothing queued there may arrive late). */
+static void s_close_sock(pp_link_t *l, int linger_ms)
+{
+    if (l->sock) {
+        zmq_socket_monitor(l->raw, NULL, 0);
+        zsock_set_linger(l->sock, linger_ms);
+    }
+    zsock_destroy(&l->mon);
+    zsock_destroy(&l->sock);
+    l->raw = NULL;
+}
+
+/*  Copies onto the new socket the options an owner may have changed on the old one with
+    zmq_setsockopt(pp_link_socket(l), ...) (the resolver sets ZMQ_SNDHWM), and the CURVE
+    keys, so that a reconnect needs neither the owner nor its pp_curve_t. */
+static void s_copy_options(void *from, void *to)
+{
+    static const int ints[] = {ZMQ_SNDHWM, ZMQ_RCVHWM, ZMQ_SNDBUF, ZMQ_RCVBUF};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        int v;
+        size_t len = sizeof v;
+        if (zmq_getsockopt(from, ints[i], &v, &len) == 0) zmq_setsockopt(to, ints[i], &v, len);
+    }
+    int mech = 0;
+    size_t len = sizeof mech;
+    if (zmq_getsockopt(from, ZMQ_MECHANISM, &mech, &len) != 0 || mech != ZMQ_CURVE) return;
+    static const int keys[] = {ZMQ_CURVE_SERVERKEY, ZMQ_CURVE_PUBLICKEY, ZMQ_CURVE_SECRETKEY};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        uint8_t k[32];
+        size_t kl = sizeof k;
+        if (zmq_getsockopt(from, keys[i], k, &kl) == 0) zmq_setsockopt(to, keys[i], k, kl);
+    }
+}
+
+/*  Opens a DEALER for one connection to the hub, with a fresh random routing id, and
+    connects it; on success it replaces the current socket (closed with linger 0) and the
+    credit view starts again: the hub knows the new id as a new worker, holding no credit
+    and no job of ours, so we grant it the free part of the window at once.
+
+    Why a new socket per connection: libzmq reconnects a DEALER by itself, under the same
+    routing id, and a message caught in the ROUTER's pipe or in TCP buffers when the
+    connection broke is lost without a trace. Under the same id the hub would count those
+    jobs in flight for us for good (we keep heartbeating, so it never times us out), and the
+    credit it used for them would be missing from our window for good. With a new id, the
+    old one falls silent: the hub declares it dead (unreachable at its next send, or unheard
+    for the timeout) and requeues what it still counts in flight there, and the new id gets
+    work at once. Automatic reconnection is off (ZMQ_RECONNECT_IVL -1): a libzmq reconnect
+    of the old socket would deliver what it still queued after a gap, e.g. an ack whose
+    job's outputs were in that gap.
+
+    Jobs we hold from the old connection stay valid: their acks go on the new socket and
+    the hub accepts them by seq while it still counts the job in flight for the old id.
+    Except: if outputs ("O") went out on the old socket, some may be lost while the ack of
+    their job would arrive; as pp_link does not know which job an output belongs to, no ack
+    of a job handed out so far is sent (ack_floor; link_worker_acks_withheld_total) and the
+    hub redoes those jobs after the old id's death: duplicates, never a loss. Options are
+    copied from the socket being replaced; the first one gets curve. Returns 0, or -1 with
+    a logged error (then the current socket, if any, is left as it is). */
+static int s_open(pp_link_t *l, pp_curve_t *curve)
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock) return -1;
+    void *raw = zsock_resolve(sock);
+    // A fresh random routing id per connection: a reconnected or restarted worker is a new
+    // worker to the hub. The first byte is not 0, which ZMQ reserves for ids the ROUTER
+    // makes up.
+    uint8_t id[9] = {'w'};
+    if (getrandom(id + 1, 8, 0) != 8) {
+        uint64_t v = pp_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)l;
+        memcpy(id + 1, &v, 8);
+    }
+    zmq_setsockopt(raw, ZMQ_ROUTING_ID, id, sizeof id);
+    int off = -1;
+    zmq_setsockopt(raw, ZMQ_RECONNECT_IVL, &off, sizeof off);
+    // A connect that hangs (SYN unanswered) gives up within the link's own timeout and is
+    // tried again. No ZMTP heartbeats: a hub that does not read us (backpressure) does not
+    // read their PINGs either, and that silence is not death (docs/link-protocol.md).
+    int dead = 3 * (int)l->heartbeat_ms;
+    zmq_setsockopt(raw, ZMQ_CONNECT_TIMEOUT, &dead, sizeof dead);
+    if (l->raw) {
+        s_copy_options(l->raw, raw);
+    } else {
+        // The window bounds what the hub sends us; HWMs only bound a misbehaving hub.
+        zsock_set_rcvhwm(sock, (int)(2 * l->window + 1000));
+        zsock_set_sndhwm(sock, 10000);
+        if (pp_curve_apply(curve, raw) != 0) goto fail;
+    }
+    char mon_ep[64];
+    // One name per socket in the process: a closed monitor's endpoint may linger a moment,
+    // and a link freed and made again can get the same address.
+    static uint32_t s_monitors;
+    snprintf(mon_ep, sizeof mon_ep, "inproc://pp-link-%d-%u", (int)getpid(),
+             __atomic_fetch_add(&s_monitors, 1, __ATOMIC_RELAXED));
+    zsock_t *mon = NULL;
+    if (zmq_socket_monitor(raw, mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_CLOSED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        !(mon = zsock_new(ZMQ_PAIR)) || zsock_connect(mon, "%s", mon_ep) < 0) {
+        pp_error("link_monitor_failed", "error=\"%s\"", zmq_strerror(errno));
+        zmq_socket_monitor(raw, NULL, 0);
+        zsock_destroy(&mon);
+        goto fail;
+    }
+    if (zsock_connect(sock, "%s", l->endpoint) < 0) {
+        pp_error("link_connect_failed", "endpoint=%s error=\"%s\"", l->endpoint,
+                 zmq_strerror(errno));
+        zmq_socket_monitor(raw, NULL, 0);
+        zsock_destroy(&mon);
+        goto fail;
+    }
+    bool reopen = l->sock != NULL;
+    if (reopen) {
+        if (l->outputs_sent && l->last_seq > l->ack_floor) l->ack_floor = l->last_seq;
+        if (l->outputs_sent && l->nacks) {
+            pp_metric_add(l->m_withheld, l->nacks);
+            l->nacks = 0;
+        }
+        s_close_sock(l, 0);
+    }
+    l->sock = sock;
+    l->raw = raw;
+    l->mon = mon;
+    l->conn = CONN_CONNECTING;
+    l->was_up = false;
+    l->outputs_sent = false;
+    l->nudged = false;
+    l->credit = 0;
+    l->last_sent = pp_mono_ms();
+    s_grant(l, true);
+    // Acks queued for jobs held across the reconnect (none withheld): the hub takes them by
+    // seq from the new id.
+    s_flush_acks(l);
+    return 0;
+fail:
+    zsock_set_linger(sock, 0);
+    zsock_destroy(&sock);
+    return -1;
+}
+
+/*  Reads the monitor: notes the connection up (its handshake done) or down (lost, refused,
+    timed out, handshake failed: the socket never reconnects by itself). */
+static void s_watch(pp_link_t *l, uint64_t now)
+{
+    if (!l->mon) return;
+    void *m = zsock_resolve(l->mon);
+    for (int n = 0; n < S_MAX_EVENTS; n++) {
+        zmq_msg_t f;
+        zmq_msg_init(&f);
+        if (zmq_msg_recv(&f, m, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&f);
+            return;
+        }
+        uint16_t ev = 0;
+        if (zmq_msg_size(&f) == 6) memcpy(&ev, zmq_msg_data(&f), 2);
+        while (zmq_msg_more(&f)) { // the endpoint frame
+            zmq_msg_close(&f);
+            zmq_msg_init(&f);
+            if (zmq_msg_recv(&f, m, 0) < 0) break;
+        }
+        zmq_msg_close(&f);
+        if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            l->conn = CONN_UP;
+            l->was_up = true;
+            l->retry_ms = S_RETRY_MIN_MS;
+        } else if (l->conn != CONN_DOWN && ev != 0) {
+            // A lost connection is replaced at once (a fast reconnect is the point); a failed
+            // attempt is retried with a backoff.
+            l->conn = CONN_DOWN;
+            l->retry_at = l->was_up ? now : now + l->retry_ms;
+            if (!l->was_up)
+                l->retry_ms = l->retry_ms * 2 < S_RETRY_MAX_MS ? l->retry_ms * 2 : S_RETRY_MAX_MS;
+            if (l->was_up)
+                pp_warn("link_disconnected",
+                        "endpoint=%s held=%u credit_lost=%u outputs_at_risk=%s", l->endpoint,
+                        l->held, l->credit, l->outputs_sent ? "yes" : "no");
+        }
+    }
+}
+
 pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *metrics,
                        uint32_t window, uint32_t heartbeat_ms)
 {
-    if (!endpoint || window == 0 || window > PP_LINK_MAX_WINDOW) {
+    if (!endpoint || window == 0 || window > PP_LINK_MAX_WINDOW ||
+        strlen(endpoint) >= sizeof((pp_link_t *)0)->endpoint) {
         pp_error("link_invalid", "window=%u max=%u", window, PP_LINK_MAX_WINDOW);
         return NULL;
     }
     pp_link_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
+    snprintf(l->endpoint, sizeof l->endpoint, "%s", endpoint);
     l->window = window;
     l->heartbeat_ms = heartbeat_ms ? heartbeat_ms : PP_LINK_DEFAULT_HEARTBEAT_MS;
+    l->retry_ms = S_RETRY_MIN_MS;
     l->rl = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
     zmq_msg_init(&l->batch);
     if (!metrics) metrics = l->own_metrics = pp_metrics_new("link");
@@ -107,33 +317,19 @@ pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *me
                                      "Hub did not know us (restarted): credit granted again", NULL);
     l->m_dropped = pp_metrics_counter(metrics, "link_worker_acks_dropped_total",
                                       "Acks not sent (socket full); those jobs are redone", NULL);
+    l->m_reconnects = pp_metrics_counter(
+        metrics, "link_worker_reconnects_total",
+        "Connections to the hub lost and replaced by a new socket with a new routing id", NULL);
+    l->m_withheld = pp_metrics_counter(
+        metrics, "link_worker_acks_withheld_total",
+        "Acks not sent after a lost connection that carried outputs; those jobs are redone", NULL);
     for (int k = 0; k < BAD_COUNT; k++) {
         char kl[64];
         snprintf(kl, sizeof kl, "kind=\"%s\"", s_bad_names[k]);
         l->m_bad[k] = pp_metrics_counter(metrics, "link_worker_bad_messages_total",
                                          "Malformed messages from the hub", kl);
     }
-    l->sock = zsock_new(ZMQ_DEALER);
-    if (!l->sock) goto fail;
-    l->raw = zsock_resolve(l->sock);
-    // A fresh random routing id per link: a restarted worker is a new worker to the hub.
-    // The first byte is not 0, which ZMQ reserves for ids the ROUTER makes up.
-    uint8_t id[9] = {'w'};
-    if (getrandom(id + 1, 8, 0) != 8) {
-        uint64_t v = pp_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)l;
-        memcpy(id + 1, &v, 8);
-    }
-    zmq_setsockopt(l->raw, ZMQ_ROUTING_ID, id, sizeof id);
-    // The window bounds what the hub sends us; HWMs only bound a misbehaving hub.
-    zsock_set_rcvhwm(l->sock, (int)(2 * window + 1000));
-    zsock_set_sndhwm(l->sock, 10000);
-    zsock_set_linger(l->sock, (int)(l->heartbeat_ms < 2000 ? l->heartbeat_ms : 2000));
-    if (pp_curve_apply(curve, l->raw) != 0) goto fail;
-    if (zsock_connect(l->sock, "%s", endpoint) < 0) {
-        pp_error("link_connect_failed", "endpoint=%s error=\"%s\"", endpoint, zmq_strerror(errno));
-        goto fail;
-    }
-    s_grant(l, true);
+    if (s_open(l, curve) != 0) goto fail;
     pp_info("link_connected", "endpoint=%s window=%u heartbeat_ms=%u", endpoint, window,
             l->heartbeat_ms);
     return l;
@@ -150,7 +346,7 @@ void pp_link_destroy(pp_link_t **p)
         s_flush_acks(l);
         s_send_cmd(l, 'B', NULL, 0);
     }
-    zsock_destroy(&l->sock);
+    s_close_sock(l, (int)(l->heartbeat_ms < 2000 ? l->heartbeat_ms : 2000));
     zmq_msg_close(&l->batch);
     pp_metrics_destroy(&l->own_metrics);
     free(l);
@@ -190,6 +386,15 @@ static size_t s_batch_check(const uint8_t *p, size_t size)
     return n;
 }
 
+/*  Notes seq handed out to the owner (for ack_floor). A seq at or below the floor comes
+    from a hub that numbers afresh (restarted, its clock set back): the floor, meant for the
+    old numbering, would withhold every ack of the new one, so it is dropped. */
+static void s_handed_out(pp_link_t *l, uint64_t seq)
+{
+    if (l->ack_floor && seq <= l->ack_floor) l->ack_floor = 0;
+    l->last_seq = seq; // a hub hands jobs out in the order of their seqs
+}
+
 /*  Hands out the next job of the current "K" (copied into *body: small bodies, and a copy
     is cheap next to a ZMQ message). */
 static void s_batch_next(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
@@ -204,6 +409,7 @@ static void s_batch_next(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
         zmq_msg_init(body); // out of memory: an empty body, which the owner rejects as bad
     }
     l->batch_off += S_K_ENTRY + len;
+    s_handed_out(l, *seq);
     if (--l->batch_left == 0) {
         zmq_msg_close(&l->batch);
         zmq_msg_init(&l->batch);
@@ -261,6 +467,7 @@ int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
         if (cmd == 'J') {
             if (total == 3 && zmq_msg_size(&f[1]) == 8) {
                 *seq = s_get_be64(zmq_msg_data(&f[1]));
+                s_handed_out(l, *seq);
                 zmq_msg_move(body, &f[2]);
                 s_received(l, 1, total);
                 got = 1;
@@ -311,24 +518,47 @@ int pp_link_send(pp_link_t *l, zmq_msg_t *body)
     // Once a DEALER took the first frame of a message it takes the rest.
     if (zmq_msg_send(body, l->raw, ZMQ_DONTWAIT) < 0) return -1;
     l->last_sent = pp_mono_ms();
+    l->outputs_sent = true;
     return 0;
 }
 
 void pp_link_ack(pp_link_t *l, uint64_t seq)
 {
+    if (l->held > 0) l->held--;
+    if (l->ack_floor && seq <= l->ack_floor) {
+        // Its outputs may have been lost with an old connection: the hub redoes it.
+        pp_metric_inc(l->m_withheld);
+        return;
+    }
     uint8_t *b = l->acks + 8 * l->nacks;
     for (int i = 7; i >= 0; i--, seq >>= 8)
         b[i] = (uint8_t)seq;
     l->nacks++;
-    if (l->held > 0) l->held--;
     if (l->nacks == S_ACK_BATCH) s_flush_acks(l);
 }
 
 int pp_link_tick(pp_link_t *l)
 {
+    uint64_t now = pp_mono_ms();
+    s_watch(l, now);
+    if (l->conn == CONN_DOWN) {
+        if (now < l->retry_at) {
+            uint64_t wait = l->retry_at - now;
+            return wait < l->heartbeat_ms ? (int)wait : (int)l->heartbeat_ms;
+        }
+        bool lost = l->was_up;
+        if (s_open(l, NULL) != 0) {
+            l->retry_at = now + l->retry_ms; // s_open logged why
+            return (int)l->retry_ms;
+        }
+        if (lost) {
+            pp_metric_inc(l->m_reconnects);
+            pp_info("link_reconnecting", "endpoint=%s held=%u granted=%u ack_floor=%llu",
+                    l->endpoint, l->held, l->credit, (unsigned long long)l->ack_floor);
+        }
+    }
     s_flush_acks(l);
     s_grant(l, false);
-    uint64_t now = pp_mono_ms();
     if (l->batch_left && !l->nudged) {
         // Jobs of a "K" are waiting here, not in the socket, so the owner's poll would not
         // wake for them: ask the hub for a heartbeat ("N"), which makes the socket readable.
@@ -341,6 +571,7 @@ int pp_link_tick(pp_link_t *l)
         since = 0;
     }
     uint64_t next = l->heartbeat_ms - since;
+    if (l->conn == CONN_CONNECTING && next > S_CONNECTING_MS) next = S_CONNECTING_MS;
     return next < 1 ? 1 : (int)next;
 }
 

@@ -16,8 +16,17 @@
     Graceful stop: pp_link_pause(l, true), keep receiving and finishing jobs until
     pp_link_held(l) == 0 (bounded by your drain time), then pp_link_destroy.
 
+    Reconnects: each connection to the hub has its own socket and routing id. When the
+    connection is lost (reset, refused, the hub restarted), pp_link_tick opens a new socket
+    with a new routing id and grants the free part of the window again, so whatever was in
+    transit when the connection broke cannot stay counted against us at the hub (it
+    requeues what it sent the old id once that id is found gone). Jobs held from the old
+    connection stay valid: ack them as usual. So pp_link_socket may return another handle
+    after pp_link_tick: read it before each poll, never keep it.
+
     Metrics (optional registry): link_worker_jobs_total, link_worker_hub_resets_total,
-    link_worker_acks_dropped_total, link_worker_bad_messages_total{kind}.
+    link_worker_acks_dropped_total, link_worker_reconnects_total,
+    link_worker_acks_withheld_total, link_worker_bad_messages_total{kind}.
 */
 #ifndef PP_LINK_H
 #define PP_LINK_H
@@ -35,10 +44,12 @@ typedef struct pp_link_t pp_link_t;
 /*  Most jobs a worker may hold (the hub clamps credit at PP_DISPATCH_MAX_CREDIT). */
 #define PP_LINK_MAX_WINDOW 100000u
 
-/*  Creates a DEALER with a random routing id (czmq; curve applied when not NULL), connects
-    it to endpoint and grants the hub `window` credit (1..PP_LINK_MAX_WINDOW). heartbeat_ms
-    0 means 1000; it must match the hub's. metrics may be NULL. Returns NULL with a logged
-    error on a bad argument or endpoint. */
+/*  Creates a DEALER with a random routing id (czmq; curve applied when not NULL; the link
+    keeps no pointer to curve), connects it to endpoint (at most 255 characters) and grants
+    the hub `window` credit (1..PP_LINK_MAX_WINDOW). heartbeat_ms 0 means 1000; it must
+    match the hub's. metrics may be NULL. Returns NULL with a logged error on a bad argument
+    or endpoint. A hub not there yet is no error: the link tries again (100 ms, doubling
+    up to 500 ms) from pp_link_tick. */
 pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *metrics,
                        uint32_t window, uint32_t heartbeat_ms);
 
@@ -47,7 +58,11 @@ pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *me
     at most 2 s); nulls *p. Jobs held and not acked are redone by another worker. */
 void pp_link_destroy(pp_link_t **p);
 
-/*  The raw libzmq DEALER handle, for zmq_poll with ZMQ_POLLIN. */
+/*  The raw libzmq DEALER handle of the current connection, for zmq_poll with ZMQ_POLLIN.
+    It changes when pp_link_tick replaces a lost connection: fetch it again for each poll.
+    ZMQ_SNDHWM, ZMQ_RCVHWM, ZMQ_SNDBUF and ZMQ_RCVBUF set on it are carried over to the
+    next socket (set them before the first connection completes: libzmq may apply a changed
+    HWM late to a pipe in use). */
 void *pp_link_socket(pp_link_t *l);
 
 /*  Never blocks. Handles the hub's control messages (H, W; bad ones are counted and
@@ -63,17 +78,22 @@ int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body);
     ZMQ_POLLOUT, keep calling pp_link_tick, and try again. Send all of a job's outputs
     before acking it: one socket keeps their order, so the hub never sees the ack of a job
     without all its outputs, and a worker killed half-way has its job redone
-    (at-least-once). */
+    (at-least-once). If the connection is lost, outputs sent on it may be lost with it:
+    then no ack of a job pp_link_recv returned before the loss is sent (counted in
+    link_worker_acks_withheld_total) and the hub redoes those jobs. */
 int pp_link_send(pp_link_t *l, zmq_msg_t *body);
 
 /*  Marks job seq done: queues its ack (flushed by pp_link_tick, or at once when the batch
     is full) and frees one slot of the window. Ack each received job exactly once. */
 void pp_link_ack(pp_link_t *l, uint64_t seq);
 
-/*  Sends queued acks, grants credit when at least a quarter of the window (and at least
-    one slot) is free and not paused, and a heartbeat when nothing was sent for
-    heartbeat_ms. Call after each batch of recv/ack and at least as often as asked.
-    Returns the ms until it needs calling again (>= 1). */
+/*  Replaces a lost connection (see Reconnects above; counted in
+    link_worker_reconnects_total, failed attempts retried with a backoff), sends queued
+    acks, grants credit when at least a quarter of the window (and at least one slot) is
+    free and not paused, and a heartbeat when nothing was sent for heartbeat_ms. Call after
+    each batch of recv/ack and at least as often as asked: a lost connection is noticed
+    here, so at worst a heartbeat late. Returns the ms until it needs calling again
+    (>= 1; at most 50 while a connection is being made). */
 int pp_link_tick(pp_link_t *l);
 
 /*  While paused no new credit is granted (backpressure, or stopping). Credit already

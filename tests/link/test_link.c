@@ -330,8 +330,10 @@ static void test_destroyed_worker_requeued(void **state)
     pp_metrics_destroy(&m);
 }
 
-/*  The hub restarts on the same endpoint: the worker's heartbeat draws "W", it grants its
-    window again, and acks of the old hub's jobs are counted as unknown, not errors. */
+/*  The hub restarts on the same endpoint: the worker sees its connection drop and comes back
+    on a new socket with a new routing id (or, had it not noticed, its heartbeat would draw
+    "W"), grants its free window again, and acks of the old hub's jobs are counted as
+    unknown, not errors. */
 static void test_hub_restart(void **state)
 {
     (void)state;
@@ -350,7 +352,9 @@ static void test_hub_restart(void **state)
     d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
     assert_non_null(d);
     s_run(d, &w, 1, 3000, s_has_credit, d);
-    assert_int_equal(pp_metrics_value(wm, "link_worker_hub_resets_total", NULL), 1);
+    assert_int_equal(pp_metrics_value(wm, "link_worker_hub_resets_total", NULL) +
+                         pp_metrics_value(wm, "link_worker_reconnects_total", NULL),
+                     1);
     assert_int_equal(pp_dispatch_workers(d), 1);
     assert_int_equal(pp_dispatch_credit(d), 5); // 8 - 3 still held from the old hub
     // The old jobs are finished now: their acks mean nothing to the new hub.
@@ -842,6 +846,90 @@ static void test_batch_leftovers_wake(void **state)
     pp_dispatch_destroy(&d);
 }
 
+/*  Acks are taken by seq from whichever routing id sends them: a worker that reconnected
+    with a new id (common/pp_link.c) acks, from there, jobs the hub still counts in flight
+    for its old id. Raw DEALERs play the old id (a), the new one (b), and one the hub does
+    not know (c, which is also asked "W"); an ack found nowhere is unknown; the old id's
+    last job is requeued when the old id is found gone, and goes to the new one. */
+static void test_acks_from_new_id(void **state)
+{
+    (void)state;
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_metrics_t *m = pp_metrics_new("t");
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
+    zsock_t *raw[3];
+    void *r[3];
+    for (int i = 0; i < 3; i++) {
+        raw[i] = zsock_new(ZMQ_DEALER);
+        zsock_set_linger(raw[i], 0);
+        assert_int_equal(zsock_connect(raw[i], "%s", ep), 0);
+        r[i] = zsock_resolve(raw[i]);
+    }
+    s_raw_send(r[0], 2, (const char *[]){"R", "\0\0\0\5"}, (size_t[]){1, 4});
+    s_run(d, NULL, 0, 100, s_has_credit, d);
+    s_enqueue(d, 5, 0);
+    pp_dispatch_pump(d);
+    zmq_msg_t f[2];
+    assert_int_equal(s_raw_recv(r[0], f, 2), 2);
+    assert_int_equal(*(char *)zmq_msg_data(&f[0]), 'K');
+    assert_int_equal(zmq_msg_size(&f[1]), 5 * (12 + strlen("job-0:")));
+    uint8_t seqs[5][8];
+    for (int i = 0; i < 5; i++)
+        memcpy(seqs[i], (uint8_t *)zmq_msg_data(&f[1]) + i * (12 + strlen("job-0:")), 8);
+    zmq_msg_close(&f[0]);
+    zmq_msg_close(&f[1]);
+    assert_int_equal(pp_dispatch_in_flight(d), 5);
+    // The new id registers with credit 1 and acks three of the old id's jobs.
+    s_raw_send(r[1], 2, (const char *[]){"R", "\0\0\0\1"}, (size_t[]){1, 4});
+    s_raw_send(r[1], 2, (const char *[]){"A", (const char *)seqs[0]}, (size_t[]){1, 24});
+    s_run(d, NULL, 0, 100, NULL, NULL);
+    assert_int_equal(pp_dispatch_workers(d), 2);
+    assert_int_equal(pp_dispatch_in_flight(d), 2);
+    assert_int_equal(s_metric(m, "link_acks_other_id_total", POOL), 3);
+    assert_int_equal(s_metric(m, "link_acks_total", POOL), 3);
+    // An unknown id's ack is taken too (and draws "W"); an ack of a job acked already is
+    // unknown.
+    s_raw_send(r[2], 2, (const char *[]){"A", (const char *)seqs[3]}, (size_t[]){1, 8});
+    s_raw_send(r[1], 2, (const char *[]){"A", (const char *)seqs[0]}, (size_t[]){1, 8});
+    s_run(d, NULL, 0, 100, NULL, NULL);
+    assert_int_equal(pp_dispatch_in_flight(d), 1);
+    assert_int_equal(s_metric(m, "link_acks_other_id_total", POOL), 4);
+    assert_int_equal(s_metric(m, "link_unknown_acks_total", POOL), 1);
+    char buf[8];
+    assert_int_equal(zmq_recv(r[2], buf, sizeof buf, ZMQ_DONTWAIT), 1);
+    assert_int_equal(buf[0], 'W');
+    // The old id is gone: the hub finds it unreachable (or unheard) and requeues its last
+    // job, which goes to the new id's credit. The new id heartbeats meanwhile.
+    zsock_destroy(&raw[0]);
+    for (int k = 0; k < 8; k++) {
+        s_raw_send(r[1], 1, (const char *[]){"H"}, (size_t[]){1});
+        s_run(d, NULL, 0, HB / 2, NULL, NULL);
+    }
+    assert_int_equal(pp_dispatch_workers(d), 1);
+    assert_int_equal(s_metric(m, "link_requeued_total", POOL), 1);
+    zmq_msg_t g[3];
+    int nf = 0;
+    for (int tries = 0; tries < 10; tries++) { // heartbeats ("H") may come first
+        nf = s_raw_recv(r[1], g, 3);
+        assert_true(nf > 0);
+        bool job = *(char *)zmq_msg_data(&g[0]) == 'J';
+        if (job) break;
+        for (int i = 0; i < nf && i < 3; i++)
+            zmq_msg_close(&g[i]);
+    }
+    assert_int_equal(nf, 3);
+    assert_int_equal(*(char *)zmq_msg_data(&g[0]), 'J');
+    assert_int_equal(zmq_msg_size(&g[2]), strlen("job-4:"));
+    assert_memory_equal(zmq_msg_data(&g[2]), "job-4:", strlen("job-4:"));
+    for (int i = 0; i < 3; i++)
+        zmq_msg_close(&g[i]);
+    zsock_destroy(&raw[1]);
+    zsock_destroy(&raw[2]);
+    pp_dispatch_destroy(&d);
+    pp_metrics_destroy(&m);
+}
+
 /*  Malformed "K" messages from a raw hub are counted (batch_frame) and dropped whole; the
     worker goes on and hands out a good batch's jobs in order. */
 static void test_worker_bad_batch(void **state)
@@ -949,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_batch_requeued),
         cmocka_unit_test(test_batch_leftovers_wake),
         cmocka_unit_test(test_worker_bad_batch),
+        cmocka_unit_test(test_acks_from_new_id),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
