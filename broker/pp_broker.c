@@ -1,6 +1,7 @@
 /*  pushpipe-broker: intake, validation, stamping, and the hub between stages (see pp_broker.h). */
 #include "pp_broker.h"
 #include "pp_dispatch.h"
+#include "pp_durable.h"
 #include "pp_endpoints.h"
 #include "pp_job.h"
 #include "pp_limits.h"
@@ -28,8 +29,11 @@ enum {
     S_REASON_OVERLOADED = PP_FRAME_REASON_COUNT,
     S_REASON_STOPPING,
     S_REASON_INTERNAL,
+    S_REASON_UNAVAILABLE, /* durability on: the store did not confirm */
     S_REASON_COUNT
 };
+/*  s_accept_frame: published to the durable store, the verdict comes later. */
+enum { S_DEFERRED = S_REASON_COUNT + 1 };
 
 /*  Why an output from a resolver was dropped (bad_job_total{reason}). */
 enum { S_BAD_NOT_A_JOB, S_BAD_WRONG_KIND, S_BAD_COUNT };
@@ -67,6 +71,7 @@ struct pp_broker_t {
     pp_ratelimit_t reject_rl, job_rl, error_rl;
     pp_ratelimit_t full_rl[PP_STAGE_COUNT]; /* a pool at its bound flaps full/not full */
     bool intake_open;
+    pp_durable_t *durable; /* NULL unless broker.durability is "jetstream" */
     s_metrics_t m;
     /*  Per-message counts are tallied here and added to the metrics once per loop turn:
         three atomic increments per frame showed in profiles of the hot path. */
@@ -90,6 +95,7 @@ static const char *s_reason_name(int reason)
     if (reason == S_REASON_OVERLOADED) return "overloaded";
     if (reason == S_REASON_STOPPING) return "stopping";
     if (reason == S_REASON_INTERNAL) return "internal";
+    if (reason == S_REASON_UNAVAILABLE) return "unavailable";
     return pp_frame_reason_name((pp_frame_reason_t)reason);
 }
 
@@ -134,6 +140,8 @@ static void s_read_bind(pp_config_t *c, pp_broker_config_t *cfg, const char *def
     if (pp_endpoint(cfg->bind, PP_EP_MQTT_OUT, probe, sizeof probe) != 0)
         pp_config_fail(c, "broker.bind",
                        "\"%s\" is not tcp://HOST:PORT (PORT+6 <= 65535) or ipc:///PATH", cfg->bind);
+    else /* beyond loopback only with CURVE on, or "insecure_bind": true (docs/security.md) */
+        pp_curve_check_bind(c, "broker.bind", cfg->bind);
 }
 
 static void s_read_instance(pp_config_t *c, pp_broker_config_t *cfg)
@@ -145,6 +153,70 @@ static void s_read_instance(pp_config_t *c, pp_broker_config_t *cfg)
         pp_config_fail(c, "broker.instance_id", "\"%s\" is not 1 to 16 hex digits", text);
     else
         cfg->have_instance = true;
+}
+
+/*  broker.jetstream.servers: "nats://a:4222,nats://b:4222" or an array of such strings. */
+static void s_read_servers(pp_config_t *c, pp_broker_config_t *cfg)
+{
+    pp_jetstream_cfg_t *js = &cfg->js;
+    static const char key[] = "broker.jetstream.servers";
+    json_t *v = pp_config_json(c, key);
+    if (!v) return;
+    js->n_servers = 0;
+    if (json_is_string(v)) {
+        snprintf(cfg->servers_text, sizeof cfg->servers_text, "%s", json_string_value(v));
+        char *text = cfg->servers_text;
+        for (char *save = NULL, *t = strtok_r(text, ",", &save);
+             t && js->n_servers < PP_JS_MAX_SERVERS; t = strtok_r(NULL, ",", &save))
+            js->servers[js->n_servers++] = t;
+    } else if (json_is_array(v) && json_array_size(v) <= PP_JS_MAX_SERVERS) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            const char *s = json_string_value(json_array_get(v, i));
+            if (!s) break;
+            js->servers[js->n_servers++] = s;
+        }
+    }
+    if (js->n_servers == 0)
+        pp_config_fail(c, key,
+                       "expected 1 to %d nats:// URLs (a string, comma-separated, or "
+                       "an array of strings)",
+                       PP_JS_MAX_SERVERS);
+    for (size_t i = 0; i < js->n_servers; i++)
+        if (strncmp(js->servers[i], "nats://", 7) != 0 && strncmp(js->servers[i], "tls://", 6))
+            pp_config_fail(c, key, "\"%s\" is not a nats:// or tls:// URL", js->servers[i]);
+}
+
+static void s_read_jetstream(pp_config_t *c, pp_broker_config_t *cfg)
+{
+    static const char *const modes[] = {"none", "jetstream", NULL};
+    cfg->durable = pp_config_enum(c, "broker.durability", "none", modes) == 1;
+    pp_jetstream_cfg_t *js = &cfg->js;
+    pp_jetstream_cfg_default(js);
+    s_read_servers(c, cfg);
+    js->stream = pp_config_str(c, "broker.jetstream.stream", js->stream);
+    js->subject = pp_config_str(c, "broker.jetstream.subject", js->subject);
+    js->durable = pp_config_str(c, "broker.jetstream.consumer", js->durable);
+    js->replicas = (int)pp_config_int(c, "broker.jetstream.replicas", js->replicas, 1, 5);
+    js->memory = pp_config_bool(c, "broker.jetstream.memory_storage", false);
+    js->ack_wait_ms =
+        (int)pp_config_int(c, "broker.jetstream.ack_wait_ms", js->ack_wait_ms, 1000, 3600000);
+    js->dedup_window_ms = (int)pp_config_int(c, "broker.jetstream.dedup_window_ms",
+                                             js->dedup_window_ms, 1000, 86400000);
+    js->max_pending =
+        (int)pp_config_int(c, "broker.jetstream.max_pending", js->max_pending, 1, 1000000);
+    js->publish_timeout_ms = (int)pp_config_int(c, "broker.jetstream.publish_timeout_ms",
+                                                js->publish_timeout_ms, 100, 600000);
+    js->fetch_batch =
+        (int)pp_config_int(c, "broker.jetstream.fetch_batch", js->fetch_batch, 1, 10000);
+    js->max_buffered =
+        (int)pp_config_int(c, "broker.jetstream.max_buffered", js->max_buffered, 1, 1000000);
+    js->max_ack_pending = (int)pp_config_int(c, "broker.jetstream.max_ack_pending",
+                                             js->max_ack_pending, 1, 100000000);
+    js->connect_timeout_ms = (int)pp_config_int(c, "broker.jetstream.connect_timeout_ms",
+                                                js->connect_timeout_ms, 100, 600000);
+    js->batch_max = (int)pp_config_int(c, "broker.jetstream.batch_max", js->batch_max, 1, 100000);
+    js->batch_bytes = (size_t)pp_config_int(c, "broker.jetstream.batch_bytes",
+                                            (long long)js->batch_bytes, 1024, 64 << 20);
 }
 
 void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg, const char *default_bind)
@@ -165,6 +237,7 @@ void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg, const char *
                        cfg->timeout_ms, cfg->heartbeat_ms);
     s_read_limits(c, &cfg->limits);
     s_read_queues(c, cfg);
+    s_read_jetstream(c, cfg);
 }
 
 /* ---------------------------------------------------------------- metrics */
@@ -355,6 +428,64 @@ static int s_new_state(pp_broker_t *b)
     return 0;
 }
 
+static void s_reply_route(pp_broker_t *b, const pp_durable_route_t *route, int reason,
+                          const char *id, const char *detail);
+static int s_to_pool(pp_broker_t *b, pp_stage_t s, zmq_msg_t *msg, bool force);
+
+/*  pp_durable's verdict on a published frame. */
+static void s_on_verdict(void *ctx, const pp_durable_route_t *route, bool ok, const char *msg_id,
+                         const char *error)
+{
+    pp_broker_t *b = ctx;
+    if (ok) b->tally.accepted++;
+    if (!ok) pp_metric_inc(b->m.rejected[S_REASON_UNAVAILABLE]);
+    if (route)
+        s_reply_route(b, route, ok ? PP_FRAME_OK : S_REASON_UNAVAILABLE, msg_id,
+                      error ? error : "");
+}
+
+/*  pp_durable hands a stored RESOLVE job to run: into the resolve pool, even when full
+    (fetching pauses while it is, so the overshoot is one fetch batch at most). */
+static int s_on_stored(void *ctx, const void *job, size_t len)
+{
+    pp_broker_t *b = ctx;
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, len) != 0) return -1;
+    memcpy(zmq_msg_data(&m), job, len);
+    int rc = s_to_pool(b, PP_STAGE_RESOLVE, &m, true);
+    zmq_msg_close(&m);
+    return rc;
+}
+
+/*  A worker acknowledged a job: with durability, one unit of its message is done. */
+static void s_on_acked(void *ctx, const zmq_msg_t *job)
+{
+    pp_broker_t *b = ctx;
+    if (b->durable)
+        pp_durable_done(b->durable, zmq_msg_data((zmq_msg_t *)job), zmq_msg_size((zmq_msg_t *)job));
+}
+
+static int s_open_durable(pp_broker_t *b, pp_metrics_t *metrics)
+{
+    if (!b->cfg.durable) return 0;
+    pp_durable_callbacks_t cb = {.reply = s_on_verdict, .run = s_on_stored};
+    char err[512];
+    b->durable = pp_durable_new(&b->cfg.js, &cb, b, metrics, err, sizeof err);
+    if (!b->durable) {
+        pp_error("durability_unavailable", "servers=%s stream=%s error=\"%s\"",
+                 b->cfg.js.servers[0], b->cfg.js.stream, err);
+        return -1;
+    }
+    for (int s = 0; s < PP_STAGE_COUNT; s++)
+        pp_dispatch_set_acked(b->pool[s], s_on_acked, b);
+    pp_info("durability",
+            "mode=jetstream servers=%zu stream=%s consumer=%s replicas=%d "
+            "ack_wait_ms=%d",
+            b->cfg.js.n_servers, b->cfg.js.stream, b->cfg.js.durable, b->cfg.js.replicas,
+            b->cfg.js.ack_wait_ms);
+    return 0;
+}
+
 pp_broker_t *pp_broker_new(const pp_broker_config_t *cfg, pp_curve_t *curve, pp_metrics_t *metrics)
 {
     pp_broker_t *b = calloc(1, sizeof *b);
@@ -367,7 +498,7 @@ pp_broker_t *pp_broker_new(const pp_broker_config_t *cfg, pp_curve_t *curve, pp_
         pp_broker_destroy(&b);
         return NULL;
     }
-    if (s_open_all(b, curve, metrics) != 0) {
+    if (s_open_all(b, curve, metrics) != 0 || s_open_durable(b, metrics) != 0) {
         pp_broker_destroy(&b);
         return NULL;
     }
@@ -386,6 +517,7 @@ void pp_broker_destroy(pp_broker_t **p)
         if (b->sock[ep]) s_close(b, (pp_ep_t)ep);
     for (int s = 0; s < PP_STAGE_COUNT; s++)
         pp_dispatch_destroy(&b->pool[s]);
+    pp_durable_destroy(&b->durable);
     pp_frame_decoder_destroy(&b->decoder);
     pp_msgid_destroy(&b->ids);
     msgpack_sbuffer_destroy(&b->job);
@@ -454,6 +586,7 @@ static bool s_on_output(void *ctx, zmq_msg_t *body)
         s_bad_job(b, kind == 0 ? S_BAD_NOT_A_JOB : S_BAD_WRONG_KIND, size);
         return true;
     }
+    if (b->durable) pp_durable_output(b->durable, zmq_msg_data(body), size);
     s_to_pool(b, s, body, true);
     return !pp_dispatch_full(b->pool[s]);
 }
@@ -491,6 +624,7 @@ static int s_send_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *i
                             .opts = frame->opts};
     msgpack_sbuffer_clear(&b->job);
     if (pp_resolve_job_encode(&job, &b->job) != 0) return -1;
+    if (b->durable) return 0; /* published by the caller, queued when it comes back */
     zmq_msg_t out;
     if (zmq_msg_init_size(&out, b->job.size) != 0) return -1;
     memcpy(zmq_msg_data(&out), b->job.data, b->job.size);
@@ -499,10 +633,27 @@ static int s_send_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *i
     return rc;
 }
 
-/*  Validates and stamps one client frame and sends its RESOLVE job. Returns PP_FRAME_OK
-    with the id in `id`, or a reason with *detail set (and counted, logged). */
+/*  Durability on: hands the RESOLVE job in b->job to the store, under the client's
+    message id when it gave one (so that its resend to another broker is recognised by
+    JetStream), else in a batch. Returns pp_durable_accept's result. */
+static int s_publish_resolve(pp_broker_t *b, const pp_frame_t *frame, const char *id,
+                             const pp_durable_route_t *route)
+{
+    char dedup[80];
+    if (frame->opts.client_id.len == 0)
+        return pp_durable_accept(b->durable, b->job.data, b->job.size, id, NULL, route);
+    snprintf(dedup, sizeof dedup, "c:%.*s", (int)frame->opts.client_id.len,
+             frame->opts.client_id.ptr);
+    return pp_durable_accept(b->durable, b->job.data, b->job.size, id, dedup, route);
+}
+
+/*  Validates and stamps one client frame and sends its RESOLVE job (with durability:
+    publishes it, route saying where the verdict goes, NULL for fire-and-forget). Returns
+    PP_FRAME_OK with the id in `id`, S_DEFERRED when the verdict comes later, or a reason
+    with *detail set (and counted, logged). */
 static int s_accept_frame(pp_broker_t *b, pp_ep_t ep, const void *buf, size_t len,
-                          char id[PP_MSGID_LEN + 1], const char **detail)
+                          char id[PP_MSGID_LEN + 1], const char **detail,
+                          const pp_durable_route_t *route)
 {
     uint64_t now_us = pp_wall_us();
     pp_frame_t frame;
@@ -521,8 +672,22 @@ static int s_accept_frame(pp_broker_t *b, pp_ep_t ep, const void *buf, size_t le
         s_reject(b, ep, S_REASON_INTERNAL, *detail, len);
         return S_REASON_INTERNAL;
     }
-    b->tally.accepted++;
     if (frame.duplicates_removed) pp_metric_add(b->m.duplicates, frame.duplicates_removed);
+    if (b->durable) {
+        int rc = s_publish_resolve(b, &frame, id, route);
+        if (rc == PP_DURABLE_TOO_LARGE) {
+            *detail = "the job is larger than one message of the durable store";
+            s_reject(b, ep, PP_FRAME_TOO_LARGE, *detail, len);
+            return PP_FRAME_TOO_LARGE;
+        }
+        if (rc != 0) {
+            *detail = "the durable store did not take the message";
+            s_reject(b, ep, S_REASON_UNAVAILABLE, *detail, len);
+            return S_REASON_UNAVAILABLE;
+        }
+        return S_DEFERRED;
+    }
+    b->tally.accepted++;
     return PP_FRAME_OK;
 }
 
@@ -553,10 +718,18 @@ static int s_recv(pp_broker_t *b, void *raw, zmq_msg_t *msg)
     return -1;
 }
 
+/*  Room for one more client frame: in the resolve pool, or with durability in the
+    store's publish window (the resolve pool then fills from the store). */
+static bool s_can_take(pp_broker_t *b)
+{
+    return b->durable ? pp_durable_can_accept(b->durable)
+                      : !pp_dispatch_full(b->pool[PP_STAGE_RESOLVE]);
+}
+
 static void s_on_intake(pp_broker_t *b)
 {
     void *raw = b->raw[PP_EP_INTAKE];
-    for (int i = 0; i < S_BATCH && !pp_dispatch_full(b->pool[PP_STAGE_RESOLVE]); i++) {
+    for (int i = 0; i < S_BATCH && s_can_take(b); i++) {
         if (s_recv(b, raw, &b->in) <= 0) return;
         b->tally.received[PP_EP_INTAKE]++;
         size_t size = zmq_msg_size(&b->in);
@@ -567,7 +740,7 @@ static void s_on_intake(pp_broker_t *b)
         }
         char id[PP_MSGID_LEN + 1];
         const char *detail;
-        s_accept_frame(b, PP_EP_INTAKE, zmq_msg_data(&b->in), size, id, &detail);
+        s_accept_frame(b, PP_EP_INTAKE, zmq_msg_data(&b->in), size, id, &detail, NULL);
     }
 }
 
@@ -642,14 +815,33 @@ static void s_on_request(pp_broker_t *b, size_t parts)
         reason = S_REASON_STOPPING;
         detail = "the broker is shutting down";
         s_reject(b, PP_EP_SUBMIT, reason, detail, size);
-    } else if (pp_dispatch_full(b->pool[PP_STAGE_RESOLVE])) {
+    } else if (!s_can_take(b)) {
         reason = S_REASON_OVERLOADED;
-        detail = "the resolve pool's queue is full";
+        detail = b->durable ? "the durable store's publish window is full"
+                            : "the resolve pool's queue is full";
         s_reject(b, PP_EP_SUBMIT, reason, detail, size);
     } else {
-        reason = s_accept_frame(b, PP_EP_SUBMIT, zmq_msg_data(frame), size, id, &detail);
+        pp_durable_route_t route = {.identity_len = zmq_msg_size(&b->part[0]),
+                                    .delimiter = delimiter};
+        if (route.identity_len > sizeof route.identity) route.identity_len = 0;
+        memcpy(route.identity, zmq_msg_data(&b->part[0]), route.identity_len);
+        reason = s_accept_frame(b, PP_EP_SUBMIT, zmq_msg_data(frame), size, id, &detail, &route);
     }
-    s_reply(b, delimiter, reason, id, detail);
+    if (reason != S_DEFERRED) s_reply(b, delimiter, reason, id, detail);
+}
+
+/*  A verdict that comes later (durability): the reply goes to the route's identity. */
+static void s_reply_route(pp_broker_t *b, const pp_durable_route_t *route, int reason,
+                          const char *id, const char *detail)
+{
+    zmq_msg_close(&b->part[0]);
+    if (zmq_msg_init_size(&b->part[0], route->identity_len) != 0) {
+        zmq_msg_init(&b->part[0]);
+        pp_metric_inc(b->m.replies_dropped);
+        return;
+    }
+    memcpy(zmq_msg_data(&b->part[0]), route->identity, route->identity_len);
+    s_reply(b, route->delimiter, reason, id, detail);
 }
 
 static void s_on_submit(pp_broker_t *b)
@@ -664,11 +856,11 @@ static void s_on_submit(pp_broker_t *b)
 
 /* ---------------------------------------------------------------- loop */
 
-enum { S_IN_INTAKE = -1, S_IN_SUBMIT = -2 };
+enum { S_IN_INTAKE = -1, S_IN_SUBMIT = -2, S_IN_DURABLE = -3 };
 
 typedef struct {
-    zmq_pollitem_t items[PP_EP_COUNT];
-    int what[PP_EP_COUNT]; /* a pp_stage_t (its pool's socket), or S_IN_INTAKE/S_IN_SUBMIT */
+    zmq_pollitem_t items[PP_EP_COUNT + 1];
+    int what[PP_EP_COUNT + 1]; /* a pp_stage_t (its pool's socket), or S_IN_* */
     int n;
 } s_pollset_t;
 
@@ -687,7 +879,7 @@ static void s_want(s_pollset_t *ps, void *raw, int what)
 static void s_build_pollset(pp_broker_t *b, s_pollset_t *ps)
 {
     ps->n = 0;
-    if (b->sock[PP_EP_INTAKE] && b->intake_open && !pp_dispatch_full(b->pool[PP_STAGE_RESOLVE]))
+    if (b->sock[PP_EP_INTAKE] && b->intake_open && s_can_take(b))
         s_want(ps, b->raw[PP_EP_INTAKE], S_IN_INTAKE);
     /* submit stays readable when the resolve pool is full ("overloaded") or while draining
        ("stopping") */
@@ -695,6 +887,10 @@ static void s_build_pollset(pp_broker_t *b, s_pollset_t *ps)
     for (int s = 0; s < PP_STAGE_COUNT; s++)
         if (s != PP_STAGE_RESOLVE || b->reading_resolve)
             s_want(ps, pp_dispatch_socket(b->pool[s]), s);
+    if (b->durable) {
+        ps->items[ps->n] = (zmq_pollitem_t){NULL, pp_durable_fd(b->durable), ZMQ_POLLIN, 0};
+        ps->what[ps->n++] = S_IN_DURABLE;
+    }
 }
 
 /*  Starts or stops reading the resolvers' outputs as the apns and mqtt pools fill and
@@ -754,6 +950,13 @@ static int s_turn(pp_broker_t *b, long timeout_ms)
         int t = pp_dispatch_tick(b->pool[s], now);
         if (t < timeout_ms) timeout_ms = t;
     }
+    if (b->durable) {
+        /* Stored jobs are taken while the resolve pool has room and we are not stopping. */
+        pp_durable_set_fetching(b->durable,
+                                b->intake_open && !pp_dispatch_full(b->pool[PP_STAGE_RESOLVE]));
+        int t = pp_durable_tick(b->durable, now);
+        if (t < timeout_ms) timeout_ms = t;
+    }
     s_pollset_t ps;
     s_build_pollset(b, &ps);
     int rc = zmq_poll(ps.items, ps.n, timeout_ms);
@@ -772,11 +975,13 @@ static int s_turn(pp_broker_t *b, long timeout_ms)
                 pp_dispatch_on_readable(b->pool[w]);
             if (pass == 1 && w == S_IN_INTAKE) s_on_intake(b);
             if (pass == 1 && w == S_IN_SUBMIT) s_on_submit(b);
+            if (pass == 1 && w == S_IN_DURABLE) pp_durable_on_readable(b->durable);
         }
         if (pass == 0) s_update_reading(b); /* the pumps of acked pools may have made room */
     }
     for (int s = 0; s < PP_STAGE_COUNT; s++)
         pp_dispatch_pump(b->pool[s]);
+    if (b->durable) pp_durable_flush(b->durable); /* what this turn accepted goes out now */
     s_update_gauges(b);
     return rc;
 }
@@ -798,7 +1003,8 @@ static bool s_all_done(pp_broker_t *b)
     for (int s = 0; s < PP_STAGE_COUNT; s++)
         if (pp_dispatch_pending(b->pool[s]) > 0 || pp_dispatch_in_flight(b->pool[s]) > 0)
             return false;
-    return true;
+    /* every client that waits for a verdict has it */
+    return !b->durable || pp_durable_publishing(b->durable) == 0;
 }
 
 static void s_stop_intake(pp_broker_t *b)
@@ -813,6 +1019,17 @@ static void s_stop_intake(pp_broker_t *b)
 
 static void s_count_left(pp_broker_t *b)
 {
+    if (b->durable) {
+        /* Nothing is dropped: what is unfinished goes back to the stream for the next
+           broker, which runs those messages again (at-least-once). */
+        for (int s = 0; s < PP_STAGE_COUNT; s++)
+            if (pp_dispatch_pending(b->pool[s]) + pp_dispatch_in_flight(b->pool[s]) > 0)
+                pp_info("drain_incomplete", "stage=%s pending=%zu in_flight=%zu kept=stream",
+                        s_stage_names[s], pp_dispatch_pending(b->pool[s]),
+                        pp_dispatch_in_flight(b->pool[s]));
+        pp_durable_give_back(b->durable);
+        return;
+    }
     for (int s = 0; s < PP_STAGE_COUNT; s++) {
         size_t pending = pp_dispatch_pending(b->pool[s]);
         size_t in_flight = pp_dispatch_in_flight(b->pool[s]);

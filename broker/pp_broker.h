@@ -21,6 +21,7 @@
 #include "pp_config.h"
 #include "pp_curve.h"
 #include "pp_frame.h"
+#include "pp_jetstream.h"
 #include "pp_metrics.h"
 
 #include <stdbool.h>
@@ -44,6 +45,9 @@ typedef struct {
     pp_frame_limits_t limits;
     size_t queue_msgs[PP_STAGE_COUNT];
     size_t queue_bytes[PP_STAGE_COUNT];
+    bool durable;          /* broker.durability "jetstream": accepted means stored */
+    pp_jetstream_cfg_t js; /* broker.jetstream.* */
+    char servers_text[2048]; /* a comma-separated servers string, split into js.servers */
 } pp_broker_config_t;
 
 /*  Reads the "broker" section (except metrics_port/metrics_address, which pp_proc_ready

@@ -1,6 +1,7 @@
 #include "pp_curve.h"
 #include "pp_log.h"
 
+#include <arpa/inet.h>
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +69,18 @@ static zcert_t *s_load_cert(pp_config_t *config, const char *key, const char *pa
     return cert;
 }
 
+/*  The secret certificate must not be readable by group or others. zcert_load() reads
+    "<path>_secret" when it exists, else path, so the check looks at the file it will read. */
+static bool s_private_file(pp_config_t *config, const char *key, const char *path)
+{
+    char secret[300], err[700];
+    snprintf(secret, sizeof secret, "%s_secret", path);
+    const char *file = strlen(path) <= 240 && access(secret, F_OK) == 0 ? secret : path;
+    if (pp_secret_file_check(file, err, sizeof err) == 0) return true;
+    pp_config_fail(config, key, "%s", err);
+    return false;
+}
+
 static void s_read_secret(pp_curve_t *c, pp_config_t *config)
 {
     const char *key = "curve.secret_cert";
@@ -80,6 +94,7 @@ static void s_read_secret(pp_curve_t *c, pp_config_t *config)
         pp_config_fail(config, key, "required when curve.enabled is true");
         return;
     }
+    if (!s_private_file(config, key, path)) return;
     zcert_t *cert = s_load_cert(config, key, path);
     if (!cert) return;
     if (strcmp(zcert_secret_txt(cert), S_Z85_ZERO) == 0)
@@ -189,6 +204,8 @@ pp_curve_t *pp_curve_new(pp_config_t *config, bool server)
     if (!c) return NULL;
     c->server = server;
     s_check_keys(config);
+    /* Every stage shares the config file, so every stage accepts the binding rule's key. */
+    (void)pp_config_bool(config, "insecure_bind", false);
     c->enabled = pp_config_bool(config, "curve.enabled", false);
     if (!c->enabled) return c;
     if (!zsys_has_curve()) {
@@ -395,4 +412,58 @@ int pp_curve_apply(pp_curve_t *c, void *zmq_socket)
     int rc = c->server ? s_apply_server(c, zmq_socket) : s_apply_client(c, zmq_socket);
     if (rc == 0 && c->server && c->monitor) s_watch(c, zmq_socket);
     return rc;
+}
+
+/* ---- security rules --------------------------------------------------------------------- */
+
+bool pp_endpoint_is_loopback(const char *endpoint)
+{
+    if (!endpoint) return false;
+    if (strncmp(endpoint, "ipc://", 6) == 0 || strncmp(endpoint, "inproc://", 9) == 0) return true;
+    if (strncmp(endpoint, "tcp://", 6) != 0) return false;
+    const char *host = endpoint + 6;
+    const char *colon = strrchr(host, ':');
+    if (!colon || colon == host || colon - host > 200) return false;
+    char name[208];
+    snprintf(name, sizeof name, "%.*s", (int)(colon - host), host);
+    if (strcasecmp(name, "localhost") == 0) return true;
+    struct in_addr v4;
+    if (inet_pton(AF_INET, name, &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    size_t len = strlen(name);
+    if (len > 2 && name[0] == '[' && name[len - 1] == ']') {
+        name[len - 1] = '\0';
+        struct in6_addr v6;
+        return inet_pton(AF_INET6, name + 1, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+    }
+    return false; /* *, 0.0.0.0, another address, a host or interface name */
+}
+
+void pp_curve_check_bind(pp_config_t *config, const char *key, const char *endpoint)
+{
+    bool insecure = pp_config_bool(config, "insecure_bind", false);
+    if (!endpoint || pp_endpoint_is_loopback(endpoint)) return;
+    if (pp_config_bool(config, "curve.enabled", false)) return;
+    if (!insecure) {
+        pp_config_fail(config, key,
+                       "%s is not loopback and curve.enabled is false: turn CURVE on "
+                       "(docs/security.md) or set \"insecure_bind\": true",
+                       endpoint);
+        return;
+    }
+    pp_warn("insecure_bind",
+            "key=%s bind=%s curve=off effect=\"no encryption, no authentication: whoever "
+            "reaches this address can send and receive\"",
+            key, endpoint);
+}
+
+int pp_secret_file_check(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0) return 0;
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) == 0) return 0;
+    snprintf(err, errlen,
+             "permissions %04o for %s are too open: a secret key must not be readable by group "
+             "or others (chmod 600 %s)",
+             (unsigned)(st.st_mode & 07777), path, path);
+    return -1;
 }

@@ -31,6 +31,7 @@
 #include "pp_metrics.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*  The ZAP domain every CURVE server socket of the broker uses. */
 #define PP_CURVE_ZAP_DOMAIN "pushpipe"
@@ -56,5 +57,25 @@ const char *pp_curve_public_key(const pp_curve_t *c);
     as pushpipe_curve_handshakes_total{result="ok|refused|failed"}, and logs refused ones
     (rate-limited). Call before pp_curve_apply. No-op when off or in a client. */
 void pp_curve_set_metrics(pp_curve_t *c, pp_metrics_t *metrics);
+
+/* ---- security rules shared by every process (docs/security.md) ------------------------- */
+
+/*  True for endpoints that only this host can reach: ipc://, inproc://, and tcp:// on
+    127.0.0.0/8, [::1] or localhost. Everything else (0.0.0.0, *, another address, a host
+    or interface name) is not loopback. */
+bool pp_endpoint_is_loopback(const char *endpoint);
+
+/*  The binding rule: binding endpoint (set by config key `key`) on a non-loopback address
+    while curve.enabled is false is a config error naming both keys, unless the top-level
+    "insecure_bind" is true; then one warn line (event=insecure_bind) is logged, at every
+    start. Always reads "insecure_bind", so it is never an unknown key; endpoint may be
+    NULL (nothing bound by this process) to do only that. */
+void pp_curve_check_bind(pp_config_t *config, const char *key, const char *endpoint);
+
+/*  Secret key files (CURVE _secret certificates, APNs .p8 keys) must not be readable by
+    group or others, as ssh insists for its keys. Returns 0 when path is fine or cannot be
+    stat()ed (the loader then reports why it cannot read it), -1 with a message ("permissions
+    0644 for PATH are too open: ...") in err when it is too open. */
+int pp_secret_file_check(const char *path, char *err, size_t errlen);
 
 #endif

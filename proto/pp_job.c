@@ -392,6 +392,31 @@ int pp_job_peek_kind(const void *buf, size_t len)
     return 0;
 }
 
+int pp_job_peek_msg_id(const void *buf, size_t len, pp_str_t *id)
+{
+    const unsigned char *p = buf;
+    if (pp_job_peek_kind(buf, len) == 0) return -1;
+    size_t at = p[0] == 0xdc ? 3 : 1;
+    at += 2; /* kind and version: positive fixints */
+    if (at >= len || p[at - 1] > 0x7f) return -1;
+    size_t n, data;
+    if (p[at] >= 0xa0 && p[at] <= 0xbf) {
+        n = p[at] & 0x1f;
+        data = at + 1;
+    } else if (p[at] == 0xd9 && at + 1 < len) {
+        n = p[at + 1];
+        data = at + 2;
+    } else if (p[at] == 0xda && at + 2 < len) {
+        n = (size_t)p[at + 1] << 8 | p[at + 2];
+        data = at + 3;
+    } else {
+        return -1;
+    }
+    if (data + n > len) return -1;
+    *id = (pp_str_t){(const char *)p + data, n};
+    return 0;
+}
+
 void pp_resolve_job_clear(pp_resolve_job_t *job)
 {
     free(job->ids);

@@ -103,6 +103,10 @@ typedef struct {
 /*  Returns the kind of the job in buf (its first element), or 0 if it is not a job. */
 int pp_job_peek_kind(const void *buf, size_t len);
 
+/*  The msg_id of a job (any kind) without a full decode: *id points into buf. Returns 0,
+    or -1 when buf does not start like a job with a string msg_id. */
+int pp_job_peek_msg_id(const void *buf, size_t len, pp_str_t *id);
+
 /*  Encoders: append one job to out. Return 0, or -1 if a field breaks a limit. */
 int pp_resolve_job_encode(const pp_resolve_job_t *job, msgpack_sbuffer *out);
 int pp_apns_job_encode(const pp_apns_job_t *job, msgpack_sbuffer *out);

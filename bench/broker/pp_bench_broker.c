@@ -6,6 +6,10 @@
       broker   clients -> broker intake -> validation, stamping, RESOLVE job -> the resolve
                pool -> sink: a link worker (common/pp_link.h, window --window) connected to
                the broker's resolve endpoint, acking every job
+      ack      clients -> broker submit (acknowledged: DEALERs with up to 500 frames
+               awaiting their verdict each) -> resolve pool -> link sink; counts frames
+               answered "accepted" and received by the sink. With broker.durability
+               "jetstream" the verdict waits for JetStream (bench/broker/durable.sh).
       pipeline clients -> broker intake -> resolve pool -> a resolver thread (link worker)
                that sends each RESOLVE job's bytes back as one MQTT-kind output ("O") and
                acks it -> kind check, move to the mqtt pool -> sink link worker on mqtt_out
@@ -36,7 +40,11 @@ typedef struct {
     const char *endpoint;
     long frames;
     const msgpack_sbuffer *frame;
+    bool ack;      /* acknowledged: a DEALER on submit, replies counted */
+    long accepted; /* ack: replies {"ok": true} */
 } s_client_t;
+
+#define S_ACK_WINDOW 500
 
 static void s_pack_str(msgpack_packer *pk, const char *s)
 {
@@ -71,9 +79,43 @@ static void s_build_frame(msgpack_sbuffer *out)
     msgpack_pack_int64(&pk, 1795770000123LL);
 }
 
+/*  An acknowledged client: keeps up to S_ACK_WINDOW frames awaiting their verdict. A
+    reply is a msgpack map whose first key is "ok" then true (0xc3) or false. */
+static void s_ack_client(s_client_t *c)
+{
+    void *d = zmq_socket(c->ctx, ZMQ_DEALER);
+    int linger = 0, hwm = 100000;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(d, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_connect(d, c->endpoint);
+    long sent = 0, answered = 0;
+    uint8_t buf[512];
+    while (answered < c->frames) {
+        while (sent < c->frames && sent - answered < S_ACK_WINDOW &&
+               zmq_send(d, c->frame->data, c->frame->size, ZMQ_DONTWAIT) >= 0)
+            sent++;
+        zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 5000) <= 0) break; /* no broker: give up */
+        int n;
+        while ((n = zmq_recv(d, buf, sizeof buf, ZMQ_DONTWAIT)) >= 0) {
+            answered++;
+            if (n >= 5 && buf[0] == 0x82 && buf[1] == 0xa2 && buf[4] == 0xc3)
+                c->accepted++;
+            else if (c->accepted + 1 == answered) /* the first refusal: say why */
+                fprintf(stderr, "ack: a refusal: %.*s\n", n < 200 ? n : 200, (char *)buf);
+        }
+    }
+    zmq_close(d);
+}
+
 static void *s_client(void *arg)
 {
     s_client_t *c = arg;
+    if (c->ack) {
+        s_ack_client(c);
+        return NULL;
+    }
     void *push = zmq_socket(c->ctx, ZMQ_PUSH);
     int linger = 5000, timeout = 5000; /* no broker: give up instead of hanging */
     zmq_setsockopt(push, ZMQ_LINGER, &linger, sizeof linger);
@@ -86,10 +128,10 @@ static void *s_client(void *arg)
 }
 
 static void s_start_clients(pthread_t *tid, s_client_t *cl, void *ctx, const char *endpoint,
-                            int threads, long total, const msgpack_sbuffer *frame)
+                            int threads, long total, const msgpack_sbuffer *frame, bool ack)
 {
     for (int t = 0; t < threads; t++) {
-        cl[t] = (s_client_t){ctx, endpoint, total / threads + (t < total % threads), frame};
+        cl[t] = (s_client_t){ctx, endpoint, total / threads + (t < total % threads), frame, ack, 0};
         pthread_create(&tid[t], NULL, s_client, &cl[t]);
     }
 }
@@ -104,7 +146,7 @@ static double s_run(void *ctx, void *sink, const char *endpoint, int threads, lo
     int timeout = 3000;
     zmq_setsockopt(sink, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     uint64_t start = pp_mono_us();
-    s_start_clients(tid, cl, ctx, endpoint, threads, total, frame);
+    s_start_clients(tid, cl, ctx, endpoint, threads, total, frame, false);
     zmq_msg_t m;
     zmq_msg_init(&m);
     long got = 0;
@@ -195,11 +237,11 @@ static void *s_resolver(void *arg)
     return NULL;
 }
 
-static double s_broker(void *ctx, const char *broker, bool pipeline, int threads, long total,
-                       const msgpack_sbuffer *frame)
+static double s_broker(void *ctx, const char *broker, bool pipeline, bool ack, int threads,
+                       long total, const msgpack_sbuffer *frame)
 {
     char intake[256], resolve[256], mqtt_out[256];
-    if (pp_endpoint(broker, PP_EP_INTAKE, intake, sizeof intake) ||
+    if (pp_endpoint(broker, ack ? PP_EP_SUBMIT : PP_EP_INTAKE, intake, sizeof intake) ||
         pp_endpoint(broker, PP_EP_RESOLVE, resolve, sizeof resolve) ||
         pp_endpoint(broker, PP_EP_MQTT_OUT, mqtt_out, sizeof mqtt_out)) {
         fprintf(stderr, "bad broker address %s\n", broker);
@@ -214,11 +256,18 @@ static double s_broker(void *ctx, const char *broker, bool pipeline, int threads
     pthread_t tid[64];
     s_client_t cl[64];
     uint64_t start = pp_mono_us();
-    s_start_clients(tid, cl, ctx, intake, threads, total, frame);
+    s_start_clients(tid, cl, ctx, intake, threads, total, frame, ack);
     long got = s_link_count(sink, total);
-    uint64_t elapsed = pp_mono_us() - start;
-    for (int t = 0; t < threads; t++)
+    long accepted = 0;
+    for (int t = 0; t < threads; t++) {
         pthread_join(tid[t], NULL);
+        accepted += cl[t].accepted;
+    }
+    uint64_t elapsed = pp_mono_us() - start;
+    if (ack && accepted != total) {
+        fprintf(stderr, "ack: only %ld of %ld frames accepted\n", accepted, total);
+        got = 0;
+    }
     if (pipeline) {
         res.stop = 1;
         pthread_join(rt, NULL);
@@ -282,7 +331,7 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: pp-bench-broker [--broker ADDR] [--threads N] "
-                            "[--frames N] [--rounds N] [--mode all|raw|broker|pipeline] "
+                            "[--frames N] [--rounds N] [--mode all|raw|broker|ack|pipeline] "
                             "[--window N]\n");
             return 2;
         }
@@ -300,28 +349,34 @@ int main(int argc, char **argv)
     printf("frame: %zu bytes, %ld frames per run, %d client threads, %d rounds, window %u\n",
            frame.size, total, threads, rounds, s_window);
     /* Best of the rounds for each, interleaved so both see the same machine load. */
-    double best_raw = 0, best_broker = 0, best_fwd = 0;
+    double best_raw = 0, best_broker = 0, best_fwd = 0, best_ack = 0;
     for (int r = 0; r < rounds; r++) {
         bool all = strcmp(mode, "all") == 0;
         double raw = all || !strcmp(mode, "raw") ? s_raw(ctx, threads, total, &frame) : 0;
         double brk = all || !strcmp(mode, "broker")
-                         ? s_broker(ctx, broker, false, threads, total, &frame)
+                         ? s_broker(ctx, broker, false, false, threads, total, &frame)
+                         : 0;
+        double ack = all || !strcmp(mode, "ack")
+                         ? s_broker(ctx, broker, false, true, threads, total, &frame)
                          : 0;
         double fwd = all || !strcmp(mode, "pipeline")
-                         ? s_broker(ctx, broker, true, threads, total, &frame)
+                         ? s_broker(ctx, broker, true, false, threads, total, &frame)
                          : 0;
-        printf("round %d: raw %.0f, broker %.0f, pipeline %.0f frames/s\n", r + 1, raw, brk, fwd);
+        printf("round %d: raw %.0f, broker %.0f, ack %.0f, pipeline %.0f frames/s\n", r + 1, raw,
+               brk, ack, fwd);
         fflush(stdout);
         best_raw = raw > best_raw ? raw : best_raw;
         best_broker = brk > best_broker ? brk : best_broker;
         best_fwd = fwd > best_fwd ? fwd : best_fwd;
+        best_ack = ack > best_ack ? ack : best_ack;
     }
     printf("raw libzmq PUSH->PULL (tcp loopback):            %.0f frames/s\n", best_raw);
     printf("broker intake->resolve pool->link sink (acked):  %.0f frames/s\n", best_broker);
+    printf("ack submit->verdict, resolve pool->link sink:    %.0f frames/s\n", best_ack);
     printf("pipeline intake->resolver->mqtt pool->link sink: %.0f frames/s\n", best_fwd);
     printf("ratio broker/raw: %.2f\n", best_raw > 0 ? best_broker / best_raw : 0.0);
     printf("ratio pipeline/raw: %.2f\n", best_raw > 0 ? best_fwd / best_raw : 0.0);
     zmq_ctx_term(ctx);
     msgpack_sbuffer_destroy(&frame);
-    return best_broker > 0 || best_raw > 0 || best_fwd > 0 ? 0 : 1;
+    return best_broker > 0 || best_raw > 0 || best_fwd > 0 || best_ack > 0 ? 0 : 1;
 }

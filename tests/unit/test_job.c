@@ -36,6 +36,11 @@ static void test_resolve_round_trip(void **state)
     msgpack_sbuffer_init(&sb);
     assert_int_equal(pp_resolve_job_encode(&in, &sb), 0);
     assert_int_equal(pp_job_peek_kind(sb.data, sb.size), PP_JOB_RESOLVE);
+    pp_str_t peeked;
+    assert_int_equal(pp_job_peek_msg_id(sb.data, sb.size, &peeked), 0);
+    assert_true(s_eq(peeked, "00112233445566778899aabbccddeeff"));
+    /* cut inside the id: not an id */
+    assert_int_equal(pp_job_peek_msg_id(sb.data, 20, &peeked), -1);
 
     pp_resolve_job_t out;
     const char *why = NULL;
@@ -164,6 +169,11 @@ static void test_peek_kind_rejects_garbage(void **state)
     assert_int_equal(pp_job_peek_kind("\x93\x07", 2), 0);
     assert_int_equal(pp_job_peek_kind("\x81\x01", 2), 0);
     assert_int_equal(pp_job_peek_kind("\x93\x03", 2), PP_JOB_MQTT);
+    pp_str_t id;
+    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\xa2" "ab", 6, &id), 0);
+    assert_int_equal(id.len, 2);
+    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\x05", 4, &id), -1);
+    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\xd9\x09" "ab", 7, &id), -1);
 }
 
 int main(void)
