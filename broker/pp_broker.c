@@ -1017,6 +1017,42 @@ static void s_stop_intake(pp_broker_t *b)
     b->intake_open = false;
 }
 
+/*  Collects message ids for the drain_incomplete record: up to S_LEFT_IDS per log line. */
+#define S_LEFT_IDS 16
+typedef struct {
+    const char *stage;
+    char line[S_LEFT_IDS * (PP_MSGID_LEN + 1) + 1];
+    size_t used, n;
+} s_left_t;
+
+static void s_left_flush(s_left_t *l)
+{
+    if (l->n) pp_warn("drain_left_ids", "stage=%s ids=%s", l->stage, l->line);
+    l->used = l->n = 0;
+    l->line[0] = '\0';
+}
+
+static void s_left_one(void *ctx, const zmq_msg_t *job)
+{
+    s_left_t *l = ctx;
+    pp_str_t id;
+    if (pp_job_peek_msg_id(zmq_msg_data((zmq_msg_t *)job), zmq_msg_size((zmq_msg_t *)job), &id) !=
+            0 ||
+        id.len > PP_MSGID_LEN)
+        id = PP_STR("?");
+    l->used += (size_t)snprintf(l->line + l->used, sizeof l->line - l->used, "%s%.*s",
+                                l->n ? "," : "", (int)id.len, id.ptr);
+    if (++l->n == S_LEFT_IDS) s_left_flush(l);
+}
+
+/*  Every job a stop leaves behind is logged by message id: never dropped silently. */
+static void s_log_left_ids(pp_broker_t *b, pp_stage_t s)
+{
+    s_left_t l = {.stage = s_stage_names[s]};
+    pp_dispatch_each_job(b->pool[s], s_left_one, &l);
+    s_left_flush(&l);
+}
+
 static void s_count_left(pp_broker_t *b)
 {
     if (b->durable) {
@@ -1037,6 +1073,7 @@ static void s_count_left(pp_broker_t *b)
         pp_metric_add(b->m.dropped_at_exit[s], pending + in_flight);
         pp_warn("drain_incomplete", "stage=%s dropped=%zu pending=%zu in_flight=%zu",
                 s_stage_names[s], pending + in_flight, pending, in_flight);
+        s_log_left_ids(b, (pp_stage_t)s);
     }
 }
 

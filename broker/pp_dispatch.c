@@ -810,6 +810,17 @@ int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms)
     return next < 1 ? 1 : (int)next;
 }
 
+void pp_dispatch_each_job(pp_dispatch_t *d, pp_dispatch_job_fn *fn, void *ctx)
+{
+    for (size_t i = 0; i < d->pend_len; i++)
+        fn(ctx, &d->pend[(d->pend_head + i) % d->pend_cap]);
+    for (size_t k = 0; k < d->nworkers; k++) {
+        s_worker_t *w = d->workers[k];
+        for (size_t i = 0; i < w->len; i++)
+            if (s_slot(w, i)->live) fn(ctx, &s_slot(w, i)->msg);
+    }
+}
+
 void pp_dispatch_set_acked(pp_dispatch_t *d, pp_dispatch_acked_fn *fn, void *ctx)
 {
     d->acked_fn = fn;

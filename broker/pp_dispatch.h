@@ -106,6 +106,11 @@ size_t pp_dispatch_pump(pp_dispatch_t *d);
     calling again (>= 1). */
 int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms);
 
+/*  Calls fn with the body of every job the hub holds: pending ones, then those in
+    flight (sent, not acknowledged). For the broker's record of what a stop leaves. */
+typedef void pp_dispatch_job_fn(void *ctx, const zmq_msg_t *job);
+void pp_dispatch_each_job(pp_dispatch_t *d, pp_dispatch_job_fn *fn, void *ctx);
+
 /*  Called with the body of each job a worker acknowledges, just before the hub lets it
     go (once per job, whichever routing id acks it). The broker's durability ledger
     (pp_durable) counts what is finished with it. */

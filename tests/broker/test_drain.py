@@ -3,6 +3,7 @@ dispatching what it holds, and what resolvers still send, to workers that connec
 within drain_ms, and exits 0 once no pool has anything pending or unacknowledged. What it
 cannot hand over and have acknowledged within drain_ms (pending, or held by a worker that
 never acks) is counted and logged, and it still exits 0."""
+import re
 import signal
 
 import msgpack
@@ -60,6 +61,10 @@ c.eq(b.wait_metric("queue_depth", 7, stage="resolve"), 7, "7 jobs held")
 c.eq(b.stop(), 0, "exits 0 when drain_ms runs out with jobs held")
 c.check("event=drain_incomplete stage=resolve dropped=7 pending=7 in_flight=0" in b.log(),
         "the jobs it could not hand over are logged with their count")
+left = [i for l in b.log().splitlines() if "event=drain_left_ids stage=resolve" in l
+        for i in l.split("ids=")[1].split(",")]
+c.eq(len(left), 7, "... and with their message ids (%r)" % left[:2])
+c.check(all(re.match(r"^[0-9a-f]{32}$", i) for i in left), "the ids are message ids")
 z.close()
 
 # --- a worker holds jobs and never acks: they count as left too

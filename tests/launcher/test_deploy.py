@@ -17,6 +17,7 @@ import tempfile
 import yaml
 
 import pp_harness as h
+from pp_nats import NatsNode
 
 args = h.parse_args()
 ck = h.Checks()
@@ -81,6 +82,7 @@ for u in ("pushpipe-broker.service", "pushpipe-resolver@1.service", "pushpipe-re
 # ---- 2. the example configs are accepted by every stage --------------------------------
 redis = h.Redis(wd)
 mqtt = h.Mosquitto(wd)
+nats = NatsNode(wd)  # for the durable example configs
 keygen = h.binary(args.build_dir, "pushpipe-keygen")
 certs = os.path.join(wd, "certs")
 for name in ("broker", "pipeline"):
@@ -105,6 +107,10 @@ def localize(cfg):
             c[sec]["redis"]["port"] = redis.port
     if "uri" in c.get("mqtt_sender", {}):
         c["mqtt_sender"]["uri"] = "tcp://127.0.0.1:%d" % mqtt.port
+    js = c.get("broker", {}).get("jetstream")
+    if js is not None:  # one local node stands for the cluster
+        js["servers"] = nats.url
+        js["replicas"] = 1
     for sec in PROGRAMS:
         if c.get(sec, {}).get("metrics_address") == "0.0.0.0":
             c[sec]["metrics_address"] = "127.0.0.1"
@@ -161,6 +167,22 @@ ck.check(r.returncode in (0, 1) and "broker" in r.stdout and "resolver-2" in r.s
          % r.returncode)
 with open(os.path.join(deploy, "container", "pushpipe.json")) as f:
     accepted_by_all("container", json.load(f))
+# durability on: the multi-host example and the compose override's config
+for rel in ("pushpipe-durable.json", os.path.join("container", "pushpipe-durable.json")):
+    with open(os.path.join(deploy, rel)) as f:
+        dcfg = json.load(f)
+    ck.eq(dcfg["broker"].get("durability"), "jetstream", "%s turns durability on" % rel)
+    ck.eq(len(dcfg["broker"]["jetstream"]["servers"]), 3, "%s lists three NATS nodes" % rel)
+    accepted_by_all(rel.replace("/", "-"), dcfg)
+for f in ("compose.durable.yaml",):
+    over = yaml.safe_load(open(os.path.join(deploy, "container", f)))
+    ck.eq(sorted(k for k in over["services"] if k.startswith("nats")),
+          ["nats-1", "nats-2", "nats-3"], "%s adds a three-node NATS cluster" % f)
+dk = yaml.safe_load(open(os.path.join(deploy, "k8s", "durable", "kustomization.yaml")))
+ck.eq(dk["resources"], ["..", "nats.yaml"], "deploy/k8s/durable adds nats.yaml to the base")
+ss = [d for d in yaml.safe_load_all(open(os.path.join(deploy, "k8s", "durable", "nats.yaml")))
+      if d and d["kind"] == "StatefulSet"]
+ck.check(ss and ss[0]["spec"]["replicas"] == 3, "the NATS StatefulSet has 3 replicas")
 cm = yaml.safe_load(open(os.path.join(deploy, "k8s", "configmap.yaml")))
 k8s_cfg = json.loads(cm["data"]["pushpipe.json"])
 ck.check(k8s_cfg["curve"]["enabled"] is True, "the Kubernetes config has CURVE on")
