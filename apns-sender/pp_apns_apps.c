@@ -1,4 +1,5 @@
 #include "pp_apns_apps.h"
+#include "pp_curve.h"
 #include "pp_limits.h"
 
 #include <openssl/err.h>
@@ -85,7 +86,11 @@ static pp_apns_cred_t *s_cred(pp_apns_apps_t *apps, pp_config_t *cfg, const char
         if (!strcmp(pp_jwt_signer_team(s), team) && !strcmp(pp_jwt_signer_key_id(s), kid))
             return apps->creds[i];
     }
-    char err[256];
+    char err[640];
+    if (pp_secret_file_check(p8, err, sizeof err) != 0) { /* docs/security.md, key files */
+        pp_config_fail(cfg, "apns_sender.apps", "%s.key_file: %s", ident, err);
+        return NULL;
+    }
     pp_jwt_signer_t *signer = pp_jwt_signer_new(p8, team, kid, err, sizeof err);
     if (!signer) {
         pp_config_fail(cfg, "apns_sender.apps", "%s: %s", ident, err);

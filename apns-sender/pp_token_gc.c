@@ -83,10 +83,10 @@ void pp_token_gc_destroy(pp_token_gc_t **p)
 void pp_token_gc_add(pp_token_gc_t *gc, const char *uid, const char *token, const char *reason,
                      const char *ident, int env, const char *msg_id, int64_t timestamp_ms)
 {
-    char quid[160], qtok[240], qmsg[120];
+    char quid[160], qtok[16], qmsg[120];
     pp_info("invalid_token", "uid=%s token=%s reason=%s ident=%s env=%s msg_id=%s timestamp=%lld",
             pp_log_quote(uid, strlen(uid), 64, quid, sizeof quid),
-            pp_log_quote(token, strlen(token), 100, qtok, sizeof qtok), reason, ident,
+            pp_log_token_prefix(token, strlen(token), qtok, sizeof qtok), reason, ident,
             env ? "production" : "sandbox",
             pp_log_quote(msg_id, strlen(msg_id), 64, qmsg, sizeof qmsg), (long long)timestamp_ms);
     if (!gc->redis.enabled || (!gc->remove && !gc->list[0])) return;

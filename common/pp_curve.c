@@ -94,12 +94,16 @@ static void s_read_secret(pp_curve_t *c, pp_config_t *config)
         pp_config_fail(config, key, "required when curve.enabled is true");
         return;
     }
-    if (!s_private_file(config, key, path)) return;
     zcert_t *cert = s_load_cert(config, key, path);
     if (!cert) return;
+    /* A public certificate is no secret: "holds no secret key" says more than its mode. */
     if (strcmp(zcert_secret_txt(cert), S_Z85_ZERO) == 0)
         pp_config_fail(config, key, "%s: holds no secret key (give the file ending in _secret)",
                        path);
+    else if (!s_private_file(config, key, path)) {
+        zcert_destroy(&cert);
+        return;
+    }
     snprintf(c->public_txt, sizeof c->public_txt, "%s", zcert_public_txt(cert));
     snprintf(c->secret_txt, sizeof c->secret_txt, "%s", zcert_secret_txt(cert));
     zcert_destroy(&cert);

@@ -96,6 +96,30 @@ char *pp_log_quote(const void *text, size_t len, size_t max_chars, char *out, si
     return out;
 }
 
+char *pp_log_token_prefix(const char *token, size_t len, char *out, size_t outlen)
+{
+    if (outlen < PP_LOG_TOKEN_PREFIX_LEN + 4) {
+        if (outlen) out[0] = '\0';
+        return out;
+    }
+    size_t n = 0;
+    while (token && n < len && n < PP_LOG_TOKEN_PREFIX_LEN &&
+           ((token[n] >= '0' && token[n] <= '9') || (token[n] >= 'a' && token[n] <= 'f') ||
+            (token[n] >= 'A' && token[n] <= 'F')))
+        n++;
+    if (n == 0 && (!token || len == 0)) {
+        snprintf(out, outlen, "-");
+        return out;
+    }
+    memcpy(out, token, n);
+    if (n < len) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 uint64_t pp_mono_ms(void)
 {
     return pp_mono_us() / 1000;

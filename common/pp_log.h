@@ -42,6 +42,13 @@ void pp_log(pp_log_level_t level, const char *event, const char *fmt, ...)
     escaped, and text longer than max_chars is cut with "...". Returns out. */
 char *pp_log_quote(const void *text, size_t len, size_t max_chars, char *out, size_t outlen);
 
+/*  A device token for a log line: its first 8 characters followed by "..." when it is
+    longer, never the whole token (a token addresses a user's device; logs travel further
+    than the database). Only hex digits are shown: the prefix stops at the first other byte,
+    so the result is safe unquoted. An empty token gives "-". Returns out (outlen >= 12). */
+#define PP_LOG_TOKEN_PREFIX_LEN 8
+char *pp_log_token_prefix(const char *token, size_t len, char *out, size_t outlen);
+
 /*  Rate limit for noisy events (bad client input, for example): allows `burst` lines
     per `window_ms`; the first line after a window in which lines were suppressed carries
     suppressed=N. Not thread-safe: one limiter per thread. */

@@ -1,6 +1,7 @@
 /*  pushpipe: the launcher. `pushpipe [run]` runs the whole pipeline on this host from one
     config file and supervises it; `pushpipe status` shows every stage's main counters.
     See docs/operations.md. */
+#include "pp_curve.h"
 #include "pp_endpoints.h"
 #include "pp_plan.h"
 #include "pp_proc.h"
@@ -104,6 +105,25 @@ static void s_broker_bind(pp_config_t *config, const char *broker, pp_plan_t *pl
     }
 }
 
+/*  The binding rule (docs/security.md: beyond loopback only with CURVE on or
+    "insecure_bind": true), checked here as well as in the broker, so that `pushpipe` exits 2
+    before it starts any stage instead of restarting a broker that always refuses. The
+    broker binds the --bind the launcher gives it (derived from broker_address), else
+    broker.bind, else broker_address. Without a broker stage it only reads insecure_bind. */
+static void s_check_bind(pp_config_t *config, const char *broker, const pp_plan_t *plan)
+{
+    const char *bind = NULL, *key = "broker.bind";
+    for (size_t i = 0; i < plan->n_stages && !bind; i++) {
+        if (plan->stages[i].kind != PP_STAGE_BROKER) continue;
+        if (plan->stages[i].extra[1][0]) {
+            bind = plan->stages[i].extra[1];
+            key = "broker_address";
+        } else
+            bind = pp_config_str(config, "broker.bind", broker);
+    }
+    pp_curve_check_bind(config, key, bind);
+}
+
 /*  Finds every stage's program; a missing one is a config error on launcher.bin_dir. */
 static char **s_programs(pp_config_t *config, const pp_plan_t *plan)
 {
@@ -134,6 +154,7 @@ static int s_run(int argc, char **argv)
     static pp_plan_t plan; /* large; lives for the whole run */
     pp_plan_read(config, &plan);
     s_broker_bind(config, broker, &plan);
+    s_check_bind(config, broker, &plan);
     char **paths = s_programs(config, &plan);
     if (pp_proc_ready(proc, plan.launcher_metrics_port) != 0) {
         for (size_t i = 0; i < plan.n_stages; i++)

@@ -401,6 +401,129 @@ static void test_fails_closed_without_zap_handler(void **state)
     assert_false(s_raw_exchange(true));
 }
 
+/* ---- security rules (docs/security.md) ------------------------------------------------- */
+
+static void test_loopback(void **state)
+{
+    (void)state;
+    const char *yes[] = {
+        "tcp://127.0.0.1:5560", "tcp://127.1.2.3:5560", "tcp://[::1]:5560", "tcp://localhost:5560",
+        "tcp://LOCALHOST:1",    "ipc:///run/pp/broker", "inproc://x",       NULL};
+    const char *no[] = {"tcp://0.0.0.0:5560",
+                        "tcp://*:5560",
+                        "tcp://10.0.0.1:5560",
+                        "tcp://[::]:5560",
+                        "tcp://eth0:5560",
+                        "tcp://broker:5560",
+                        "tcp://128.0.0.1:1",
+                        "tcp://[::2]:5560",
+                        "tcp://127.0.0.1",
+                        "udp://127.0.0.1:1",
+                        "",
+                        NULL};
+    for (int i = 0; yes[i]; i++)
+        if (!pp_endpoint_is_loopback(yes[i])) fail_msg("%s should be loopback", yes[i]);
+    for (int i = 0; no[i]; i++)
+        if (pp_endpoint_is_loopback(no[i])) fail_msg("%s should not be loopback", no[i]);
+    assert_false(pp_endpoint_is_loopback(NULL));
+}
+
+static void s_bind(const char *json, const char *endpoint, const char *needle)
+{
+    pp_config_t *c = s_config("%s", json);
+    pp_curve_check_bind(c, "broker.bind", endpoint);
+    if (!needle) {
+        if (!pp_config_ok(c)) fail_msg("%s: unexpected %s", endpoint, pp_config_error(c));
+    } else if (pp_config_ok(c) || !strstr(pp_config_error(c), needle))
+        fail_msg("%s: error \"%s\" lacks \"%s\"", endpoint,
+                 pp_config_ok(c) ? "(none)" : pp_config_error(c), needle);
+    /* insecure_bind counts as read, so no program calls it an unknown key */
+    const char *const top[] = {"", NULL};
+    if (!needle) {
+        pp_config_check_unknown(c, top);
+        assert_true(pp_config_ok(c));
+    }
+    pp_config_destroy(&c);
+}
+
+static void test_check_bind(void **state)
+{
+    (void)state;
+    s_bind("{}", "tcp://0.0.0.0:5560",
+           "config: broker.bind: tcp://0.0.0.0:5560 is not loopback and curve.enabled is false: "
+           "turn CURVE on (docs/security.md) or set \"insecure_bind\": true");
+    s_bind("{\"insecure_bind\": false}", "tcp://*:5560", "is not loopback");
+    s_bind("{\"insecure_bind\": true}", "tcp://0.0.0.0:5560", NULL);
+    s_bind("{\"insecure_bind\": true}", NULL, NULL);
+    s_bind("{\"curve\": {\"enabled\": true}}", "tcp://0.0.0.0:5560", NULL);
+    s_bind("{}", "tcp://127.0.0.1:5560", NULL);
+    s_bind("{}", "ipc:///tmp/x", NULL);
+    s_bind("{\"insecure_bind\": \"yes\"}", "tcp://127.0.0.1:5560", "insecure_bind");
+}
+
+static void test_secret_file_modes(void **state)
+{
+    (void)state;
+    char path[200], err[512];
+    snprintf(path, sizeof path, "%s/modes", s_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    const mode_t bad[] = {0644, 0640, 0604, 0444, 0440};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(chmod(path, bad[i]), 0);
+        assert_int_equal(pp_secret_file_check(path, err, sizeof err), -1);
+        char want[256];
+        snprintf(want, sizeof want, "permissions %04o for %s are too open", (unsigned)bad[i], path);
+        if (!strstr(err, want)) fail_msg("\"%s\" lacks \"%s\"", err, want);
+    }
+    const mode_t good[] = {0600, 0400, 0620, 0602}; /* write bits are not the question here */
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(chmod(path, good[i]), 0);
+        assert_int_equal(pp_secret_file_check(path, err, sizeof err), 0);
+    }
+    /* A file that is not there is the loader's to report. */
+    assert_int_equal(pp_secret_file_check("/nonexistent/pp-key", err, sizeof err), 0);
+    unlink(path);
+
+    /* The secret certificate itself, world-readable: refused, naming the key. */
+    char cert[160], json[1024];
+    snprintf(cert, sizeof cert, "%s/open.cert", s_dir);
+    s_make_cert(cert, NULL);
+    snprintf(path, sizeof path, "%s_secret", cert);
+    assert_int_equal(chmod(path, 0644), 0);
+    snprintf(json, sizeof json,
+             "{\"curve\": {\"enabled\": true, \"secret_cert\": \"%s\", "
+             "\"server_public\": \"%s\"}}",
+             path, s_pubonly_cert);
+    char want[512];
+    snprintf(want, sizeof want, "config: curve.secret_cert: permissions 0644 for %s are too open",
+             path);
+    s_expect_error(json, false, want);
+    assert_int_equal(chmod(path, 0600), 0);
+    pp_config_t *config = NULL;
+    pp_curve_t *c = s_client(&config, path);
+    pp_curve_destroy(&c);
+    pp_config_destroy(&config);
+}
+
+static void test_token_prefix(void **state)
+{
+    (void)state;
+    char out[16];
+    const char *tok = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    assert_string_equal(pp_log_token_prefix(tok, strlen(tok), out, sizeof out), "a1b2c3d4...");
+    assert_string_equal(pp_log_token_prefix("ABCDEF01", 8, out, sizeof out), "ABCDEF01");
+    assert_string_equal(pp_log_token_prefix("abc", 3, out, sizeof out), "abc");
+    assert_string_equal(pp_log_token_prefix("", 0, out, sizeof out), "-");
+    assert_string_equal(pp_log_token_prefix(NULL, 0, out, sizeof out), "-");
+    /* Not hex: cut there, so that nothing a client sent can forge fields. */
+    assert_string_equal(pp_log_token_prefix("ab\" x=1 ffff", 13, out, sizeof out), "ab...");
+    assert_string_equal(pp_log_token_prefix("zz", 2, out, sizeof out), "...");
+    char tiny[4];
+    assert_string_equal(pp_log_token_prefix(tok, strlen(tok), tiny, sizeof tiny), "");
+}
+
 int main(void)
 {
     pp_log_init("test-curve", PP_LOG_WARN);
@@ -413,6 +536,10 @@ int main(void)
         cmocka_unit_test(test_plain_client_refused),
         cmocka_unit_test(test_key_added_to_allow_dir_is_picked_up),
         cmocka_unit_test(test_fails_closed_without_zap_handler),
+        cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_check_bind),
+        cmocka_unit_test(test_secret_file_modes),
+        cmocka_unit_test(test_token_prefix),
     };
     int rc = cmocka_run_group_tests(tests, s_setup, s_teardown);
     zsys_shutdown();
