@@ -1,6 +1,7 @@
 #include "pp_apns_sender.h"
 
 #include "pp_apns_apps.h"
+#include "pp_apns_dns.h"
 #include "pp_apns_keepalive.h"
 #include "pp_apns_notif.h"
 #include "pp_apns_redis.h"
@@ -10,7 +11,7 @@
 #include "pp_job.h"
 #include "pp_jwt_share.h"
 #include "pp_limits.h"
-#include "pp_link.h"
+#include "pp_linkset.h"
 #include "pp_retryq.h"
 #include "pp_token_gc.h"
 #include "pp_uuid.h"
@@ -48,7 +49,8 @@ struct pp_apns_sender_t {
     pp_jwt_share_t *jwt;
     pp_token_gc_t *gc;
     pp_retryq_t *retryq;
-    pp_link_t *link; /* NULL once closed: jobs finished after that are not acked */
+    pp_linkset_t *link; /* one link per broker; NULL once closed: jobs finished after that
+                           are not acked */
     s_hostport_t hosts[2];
     pp_h2pool_t *pools[S_MAX_POOLS];
     size_t n_pools;
@@ -195,6 +197,7 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
     jt.renew_s = pp_config_int(c, "apns_sender.jwt.renew_s", 3000, 1, 3600);
     jt.min_renew_s = pp_config_int(c, "apns_sender.jwt.min_renew_s", 1200, 0, 3600);
     jt.max_age_s = pp_config_int(c, "apns_sender.jwt.max_age_s", 3300, 1, 3600);
+    jt.refused_resign_s = pp_config_int(c, "apns_sender.jwt.refused_resign_s", 60, 1, 3600);
     if (jt.min_renew_s > jt.renew_s || jt.renew_s > jt.max_age_s)
         pp_config_fail(c, "apns_sender.jwt", "need min_renew_s <= renew_s <= max_age_s");
     pp_apns_redis_opts_t ro;
@@ -203,6 +206,7 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
     const char *list = pp_config_str(c, "apns_sender.invalid_token_list", "");
     const char *prefix = pp_config_str(c, "apns_sender.user_key_prefix", "User:");
     s_metrics(s);
+    pp_apns_dns_metrics(s->m);
     s->jwt = pp_jwt_share_new(&ro, &jt, s->m);
     s->gc = pp_token_gc_new(&ro, remove, list, prefix, s->m);
     s->retryq = pp_retryq_new();
@@ -383,6 +387,14 @@ static void s_on_response(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, in
         s_retry(s, n, status, (uint64_t)wait_ms);
         return;
     }
+    if (status == 403 && !strcmp(reason, "InvalidProviderToken") && m->app->cred) {
+        /* Not a config error to give up on: the token may be a bad one (say, adopted before
+           verification existed, or APNs lost track of it). Re-sign, retry, bounded by
+           refused_resign_s and the notification's attempts. */
+        int64_t wait_ms = pp_jwt_share_on_invalid(s->jwt, m->app->cred, n->jwt_iat, s_wall_s());
+        s_retry(s, n, status, (uint64_t)wait_ms);
+        return;
+    }
     if (status == 429 || (status >= 500 && status <= 599)) {
         s_retry(s, n, status, 0);
         return;
@@ -525,7 +537,7 @@ static void s_job_done(void *owner, uint64_t seq)
 {
     pp_apns_sender_t *s = owner;
     if (!s->link) return;
-    pp_link_ack(s->link, seq);
+    pp_linkset_ack(s->link, seq);
     pp_metric_inc(s->acked);
 }
 
@@ -642,7 +654,7 @@ static void s_job(pp_apns_sender_t *s, uint64_t seq, const void *data, size_t le
 
 static pp_ratelimit_t s_rl_link = PP_RATELIMIT_INIT(10000, 5);
 
-/*  Receives everything the hub sent (its control messages are handled inside pp_link_recv,
+/*  Receives everything the hubs sent (their control messages are handled inside pp_link_recv,
     so the socket is read even while we do not start jobs) into the stash. */
 static void s_read_link(pp_apns_sender_t *s)
 {
@@ -656,7 +668,7 @@ static void s_read_link(pp_apns_sender_t *s)
             zmq_msg_init(&tmp); /* a hub sending far beyond its credit: start it now */
         }
         uint64_t seq = 0;
-        int rc = pp_link_recv(s->link, &seq, st ? &st->body : &tmp);
+        int rc = pp_linkset_recv(s->link, &seq, st ? &st->body : &tmp);
         if (rc != 1) {
             zmq_msg_close(st ? &st->body : &tmp);
             uint32_t suppressed = 0;
@@ -697,36 +709,44 @@ static void s_backpressure(pp_apns_sender_t *s, bool stopping)
     bool low = s->pending <= s->max_pending - s->max_pending / 4 && s->stash_n == 0;
     if (!s->paused && (full || stopping)) {
         s->paused = true;
-        pp_link_pause(s->link, true);
+        pp_linkset_pause(s->link, true);
         if (!stopping) {
             pp_metric_inc(s->pauses);
-            pp_debug("link_paused", "pending=%zu held=%u", s->pending, pp_link_held(s->link));
+            pp_debug("link_paused", "pending=%zu held=%u", s->pending, pp_linkset_held(s->link));
         }
     } else if (s->paused && !stopping && low) {
         s->paused = false;
-        pp_link_pause(s->link, false);
-        pp_debug("link_resumed", "pending=%zu held=%u", s->pending, pp_link_held(s->link));
+        pp_linkset_pause(s->link, false);
+        pp_debug("link_resumed", "pending=%zu held=%u", s->pending, pp_linkset_held(s->link));
     }
 }
 
 static void s_keepalive(void *arg)
 {
     pp_apns_sender_t *s = arg;
-    if (s->link) pp_link_tick(s->link);
+    if (s->link) pp_linkset_tick(s->link);
 }
 
 static int s_connect_broker(pp_apns_sender_t *s)
 {
-    char ep[512];
-    if (pp_endpoint(pp_proc_broker_address(s->proc), PP_EP_APNS_OUT, ep, sizeof ep) != 0) return -1;
-    s->link = pp_link_new(ep, s->curve, s->m, s->window, s->heartbeat_ms);
+    /* One link per broker in broker_address. */
+    const char *brokers[PP_LINKSET_MAX], *eps[PP_LINKSET_MAX];
+    char ep[PP_LINKSET_MAX][256];
+    size_t n = pp_proc_broker_addresses(s->proc, brokers, PP_LINKSET_MAX);
+    if (n == 0 || n > PP_LINKSET_MAX) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (pp_endpoint(brokers[i], PP_EP_APNS_OUT, ep[i], sizeof ep[i]) != 0) return -1;
+        eps[i] = ep[i];
+    }
+    s->link = pp_linkset_new(eps, n, s->curve, s->m, s->window, s->heartbeat_ms);
     if (!s->link) {
-        pp_error("broker_connect_failed", "endpoint=%s", ep);
+        pp_error("broker_connect_failed", "endpoint=%s links=%zu", ep[0], n);
         return -1;
     }
     pp_apns_keepalive_set(s_keepalive, s);
-    pp_info("broker_connected", "endpoint=%s apps=%zu window=%u heartbeat_ms=%u", ep,
-            pp_apns_apps_count(s->apps), s->window, s->heartbeat_ms);
+    for (size_t i = 0; i < n; i++)
+        pp_info("broker_connected", "endpoint=%s apps=%zu window=%u heartbeat_ms=%u", ep[i],
+                pp_apns_apps_count(s->apps), s->window, s->heartbeat_ms);
     return 0;
 }
 
@@ -735,7 +755,7 @@ static int s_connect_broker(pp_apns_sender_t *s)
 static void s_close_link(pp_apns_sender_t *s)
 {
     pp_apns_keepalive_set(NULL, NULL);
-    pp_link_destroy(&s->link);
+    pp_linkset_destroy(&s->link);
 }
 
 static void s_update_gauges(pp_apns_sender_t *s)
@@ -791,7 +811,7 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
                 "counted in not_configured_total and dropped\"");
     static zmq_pollitem_t items[S_MAX_POLL];
     uint64_t drain_deadline = 0;
-    int link_ms = pp_link_tick(s->link);
+    int link_ms = pp_linkset_tick(s->link);
     for (;;) {
         uint64_t now = pp_mono_ms();
         if (pp_proc_stopping() && !drain_deadline) {
@@ -800,17 +820,15 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
             drain_deadline = now + s->drain_ms + 1;
             s_backpressure(s, true);
             pp_info("draining", "pending=%zu jobs_held=%u drain_ms=%u", s->pending,
-                    pp_link_held(s->link), s->drain_ms);
+                    pp_linkset_held(s->link), s->drain_ms);
         }
-        if (drain_deadline && ((s->pending == 0 && s->stash_n == 0 && pp_link_held(s->link) == 0) ||
-                               now >= drain_deadline))
+        if (drain_deadline &&
+            ((s->pending == 0 && s->stash_n == 0 && pp_linkset_held(s->link) == 0) ||
+             now >= drain_deadline))
             break;
         s_ensure_tokens(s, s_wall_s());
-        items[0].socket = pp_link_socket(s->link);
-        items[0].fd = 0;
-        items[0].events = ZMQ_POLLIN; /* always: the hub's heartbeats and "W" come here too */
-        items[0].revents = 0;
-        size_t n = 1;
+        /* ZMQ_POLLIN always: the hubs' heartbeats and "W" come here too */
+        size_t n = pp_linkset_poll_items(s->link, items, ZMQ_POLLIN);
         size_t offs[S_MAX_POOLS + 1];
         for (size_t i = 0; i < s->n_pools; i++) {
             offs[i] = n;
@@ -835,10 +853,10 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
             pp_h2pool_run(s->pools[i], now, wall);
         pp_token_gc_flush(s->gc);
         s_backpressure(s, drain_deadline != 0);
-        link_ms = pp_link_tick(s->link); /* acks of this turn, credit, heartbeat */
+        link_ms = pp_linkset_tick(s->link); /* acks of this turn, credit, heartbeat */
         s_update_gauges(s);
     }
-    uint32_t unacked = pp_link_held(s->link);
+    uint32_t unacked = pp_linkset_held(s->link);
     if (s->pending || unacked) {
         pp_metric_add(s->dropped_on_exit, s->pending);
         pp_warn("drain_incomplete",

@@ -1,7 +1,6 @@
 #include "pp_h2conn.h"
 
-#include "pp_apns_keepalive.h"
-
+#include "pp_apns_dns.h"
 #include "pp_log.h"
 
 #include <arpa/inet.h>
@@ -47,6 +46,10 @@ struct pp_h2conn_t {
     void *owner;
     char host[256];
     char label[160];
+    pp_apns_dns_t *dns; /* while RESOLVING */
+    SSL_CTX *ssl_ctx;
+    int port;
+    unsigned addr_index;
     uint32_t ping_interval_ms, timeout_ms, request_timeout_ms, max_timeouts;
     uint64_t started_ms, last_activity_ms, ping_sent_ms, goaway_ms;
     bool settings_received, had_response, tls_want_write;
@@ -240,6 +243,7 @@ void pp_h2conn_close(pp_h2conn_t *c, const char *reason)
         free(s->resp);
         free(s);
     }
+    pp_apns_dns_destroy(&c->dns); /* a lookup still running finishes on its own */
     if (c->h2) {
         nghttp2_session_del(c->h2);
         c->h2 = NULL;
@@ -257,41 +261,24 @@ void pp_h2conn_close(pp_h2conn_t *c, const char *reason)
 
 /* ---- connecting ------------------------------------------------------------------- */
 
-static int s_socket_connect(pp_h2conn_t *c, int port, unsigned addr_index)
+/*  Connects a non-blocking socket to the addr_index-th address of res (rotating through
+    them on failures). Returns 0 with c->fd set, or -1 (logged). */
+static int s_socket_connect(pp_h2conn_t *c, struct addrinfo *res)
 {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    /* getaddrinfo blocks; hosts are resolved only when a connection is made, which is
-       rare (connections live for hours), so a blocking lookup is acceptable here. The
-       keepalive before and after keeps the broker's link heartbeat going (a lookup longer
-       than the hub's 3 s timeout still gets this sender's jobs sent elsewhere). */
-    pp_apns_keepalive();
-    int rc = getaddrinfo(c->host, portstr, &hints, &res);
-    pp_apns_keepalive();
-    if (rc != 0 || !res) {
-        s_log_io("resolve_failed", c, gai_strerror(rc));
-        return -1;
-    }
     unsigned n = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next)
         n++;
     struct addrinfo *a = res;
-    for (unsigned i = 0; i < addr_index % n; i++)
+    for (unsigned i = 0; i < c->addr_index % n; i++)
         a = a->ai_next;
     int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) {
-        freeaddrinfo(res);
         s_log_io("socket_failed", c, strerror(errno));
         return -1;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    rc = connect(fd, a->ai_addr, a->ai_addrlen);
-    freeaddrinfo(res);
+    int rc = connect(fd, a->ai_addr, a->ai_addrlen);
     if (rc != 0 && errno != EINPROGRESS) {
         s_log_io("connect_failed", c, strerror(errno));
         close(fd);
@@ -301,31 +288,33 @@ static int s_socket_connect(pp_h2conn_t *c, int port, unsigned addr_index)
     return 0;
 }
 
-pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callbacks_t *cb,
-                           void *owner)
+/*  The lookup is done: connect and set TLS up (CONNECTING), or close. The connect and
+    handshake get their own timeout_ms from now. */
+static void s_resolved(pp_h2conn_t *c)
 {
-    pp_h2conn_t *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    c->fd = -1;
-    c->cb = cb;
-    c->owner = owner;
-    snprintf(c->host, sizeof c->host, "%s", cfg->host);
-    snprintf(c->label, sizeof c->label, "%s", cfg->label ? cfg->label : cfg->host);
-    c->ping_interval_ms = cfg->ping_interval_ms;
-    c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
-    c->request_timeout_ms = cfg->request_timeout_ms;
-    c->max_timeouts = cfg->max_timeouts;
-    c->started_ms = c->last_activity_ms = pp_mono_ms();
-    c->state = PP_H2_CONNECTING;
-    if (s_socket_connect(c, cfg->port, cfg->addr_index) != 0) {
-        free(c);
-        return NULL;
+    struct addrinfo *res = NULL;
+    int rc = 0;
+    if (!pp_apns_dns_result(c->dns, &res, &rc)) return; /* still running */
+    pp_apns_dns_destroy(&c->dns);
+    if (!res) {
+        pp_apns_dns_count("failed");
+        s_log_io("resolve_failed", c, rc ? gai_strerror(rc) : "no address");
+        pp_h2conn_close(c, "resolve");
+        return;
     }
-    c->ssl = SSL_new(cfg->ssl_ctx);
+    pp_apns_dns_count("ok");
+    rc = s_socket_connect(c, res);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        pp_h2conn_close(c, "connect");
+        return;
+    }
+    c->state = PP_H2_CONNECTING;
+    c->started_ms = c->last_activity_ms = pp_mono_ms();
+    c->ssl = SSL_new(c->ssl_ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
         pp_h2conn_close(c, "ssl_new");
-        free(c);
-        return NULL;
+        return;
     }
     SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* Verify the name the server proves: an IP literal against the certificate's IP
@@ -340,6 +329,42 @@ pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callba
     }
     SSL_set_connect_state(c->ssl);
     pp_debug("conn_connecting", "conn=%s", c->label);
+}
+
+pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callbacks_t *cb,
+                           void *owner)
+{
+    pp_h2conn_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->fd = -1;
+    c->cb = cb;
+    c->owner = owner;
+    snprintf(c->host, sizeof c->host, "%s", cfg->host);
+    snprintf(c->label, sizeof c->label, "%s", cfg->label ? cfg->label : cfg->host);
+    c->ssl_ctx = cfg->ssl_ctx;
+    c->port = cfg->port;
+    c->addr_index = cfg->addr_index;
+    c->ping_interval_ms = cfg->ping_interval_ms;
+    c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+    c->request_timeout_ms = cfg->request_timeout_ms;
+    c->max_timeouts = cfg->max_timeouts;
+    c->started_ms = c->last_activity_ms = pp_mono_ms();
+    c->state = PP_H2_RESOLVING;
+    char err[128];
+    c->dns = pp_apns_dns_start(c->host, c->port, err, sizeof err);
+    if (!c->dns) {
+        pp_apns_dns_count(pp_apns_dns_running() >= PP_APNS_DNS_MAX_RUNNING ? "busy" : "failed");
+        s_log_io("resolve_failed", c, err);
+        free(c);
+        return NULL;
+    }
+    /* An IP literal is answered at once: connect now, and fail now as before. */
+    s_resolved(c);
+    if (c->state == PP_H2_CLOSED) {
+        pp_h2conn_destroy(&c);
+        return NULL;
+    }
+    if (c->state == PP_H2_RESOLVING) pp_debug("conn_resolving", "conn=%s", c->label);
     return c;
 }
 
@@ -511,6 +536,9 @@ void pp_h2conn_on_io(pp_h2conn_t *c, short revents, uint64_t now_ms)
 {
     (void)now_ms;
     switch (c->state) {
+    case PP_H2_RESOLVING:
+        if (revents & (POLLIN | POLLERR)) s_resolved(c);
+        return;
     case PP_H2_CONNECTING:
         if (revents & (POLLOUT | POLLERR | POLLHUP)) s_connected(c);
         return;
@@ -569,6 +597,17 @@ static bool s_expire_requests(pp_h2conn_t *c, uint64_t now_ms)
 void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms)
 {
     switch (c->state) {
+    case PP_H2_RESOLVING:
+        s_resolved(c); /* in case the wakeup was missed */
+        if (c->state == PP_H2_RESOLVING && now_ms - c->started_ms >= c->timeout_ms) {
+            /* The thread goes on inside getaddrinfo (it cannot be interrupted) and frees
+               its lookup when it returns; the loop has not waited for it. */
+            pp_apns_dns_count("timeout");
+            pp_warn("resolve_timeout", "conn=%s host=%s waited_ms=%llu running=%d", c->label,
+                    c->host, (unsigned long long)(now_ms - c->started_ms), pp_apns_dns_running());
+            pp_h2conn_close(c, "resolve_timeout");
+        }
+        return;
     case PP_H2_CONNECTING:
     case PP_H2_HANDSHAKE:
         if (now_ms - c->started_ms >= c->timeout_ms) {
@@ -607,6 +646,7 @@ void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms)
 uint64_t pp_h2conn_next_timer(const pp_h2conn_t *c)
 {
     switch (c->state) {
+    case PP_H2_RESOLVING:
     case PP_H2_CONNECTING:
     case PP_H2_HANDSHAKE:
         return c->started_ms + c->timeout_ms;
@@ -637,12 +677,15 @@ pp_h2conn_state_t pp_h2conn_state(const pp_h2conn_t *c)
 
 int pp_h2conn_fd(const pp_h2conn_t *c)
 {
+    if (c->state == PP_H2_RESOLVING && c->dns) return pp_apns_dns_fd(c->dns);
     return c->fd;
 }
 
 short pp_h2conn_events(const pp_h2conn_t *c)
 {
     switch (c->state) {
+    case PP_H2_RESOLVING:
+        return POLLIN;
     case PP_H2_CONNECTING:
         return POLLOUT;
     case PP_H2_HANDSHAKE:

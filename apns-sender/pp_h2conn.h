@@ -4,7 +4,10 @@
     pp_h2conn_on_io() with what happened, pp_h2conn_flush() after submitting requests,
     and pp_h2conn_tick() now and then (connect timeout, idle PING, PING timeout).
 
-    Life: pp_h2conn_new() starts a non-blocking TCP connect; then the TLS handshake (TLS
+    Life: pp_h2conn_new() starts looking the host up (pp_apns_dns: in a thread, so that a
+    DNS that does not answer never blocks the loop; the state is RESOLVING, polled through
+    the lookup's descriptor, and given up after timeout_ms: "resolve_timeout"); then a
+    non-blocking TCP connect; then the TLS handshake (TLS
     1.2+, ALPN "h2", server verified by the SSL_CTX's CA store and the host name, SNI);
     then READY. nghttp2 does the framing through nghttp2_session_mem_recv/mem_send; this
     module moves the bytes between it and SSL_read/SSL_write.
@@ -36,10 +39,11 @@
 typedef struct pp_h2conn_t pp_h2conn_t;
 
 typedef enum {
-    PP_H2_CONNECTING = 0, /* TCP connect in progress */
-    PP_H2_HANDSHAKE,      /* TLS handshake */
-    PP_H2_READY,          /* taking requests */
-    PP_H2_GOING_AWAY,     /* GOAWAY received: finishing its streams, no new ones */
+    PP_H2_RESOLVING = 0, /* host name lookup in progress (no socket yet) */
+    PP_H2_CONNECTING,    /* TCP connect in progress */
+    PP_H2_HANDSHAKE,     /* TLS handshake */
+    PP_H2_READY,         /* taking requests */
+    PP_H2_GOING_AWAY,    /* GOAWAY received: finishing its streams, no new ones */
     PP_H2_CLOSED
 } pp_h2conn_state_t;
 
@@ -60,14 +64,15 @@ typedef struct {
     SSL_CTX *ssl_ctx;            /* with the CA store, the client certificate if any, ALPN h2 */
     unsigned addr_index;         /* which of the host's addresses to try (rotates on failure) */
     uint32_t ping_interval_ms;   /* idle time before an HTTP/2 PING; 0 = never */
-    uint32_t timeout_ms;         /* connect + handshake, and PING answer */
+    uint32_t timeout_ms;         /* lookup; connect + handshake; PING answer (each) */
     uint32_t request_timeout_ms; /* submission to answer; 0 = no deadline */
     uint32_t max_timeouts;       /* timeouts in a row that close the connection; 0 = never */
     const char *label;           /* for logs, e.g. "com.example.app/production#0" */
 } pp_h2conn_config_t;
 
-/*  Starts connecting. Returns NULL if the host cannot be resolved or a socket cannot be
-    made (logged); the owner retries later with backoff. */
+/*  Starts resolving and connecting. Returns NULL if the lookup cannot be started, or an IP
+    literal host cannot be connected to at once (logged); the owner retries later with
+    backoff. A lookup that fails or times out later closes the connection instead. */
 pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callbacks_t *cb,
                            void *owner);
 
@@ -75,6 +80,8 @@ pp_h2conn_t *pp_h2conn_new(const pp_h2conn_config_t *cfg, const pp_h2conn_callba
 void pp_h2conn_destroy(pp_h2conn_t **p);
 
 pp_h2conn_state_t pp_h2conn_state(const pp_h2conn_t *c);
+/*  The descriptor to poll: the socket, or while RESOLVING the lookup's (POLLIN when the
+    answer is in); -1 once closed. */
 int pp_h2conn_fd(const pp_h2conn_t *c);
 /*  POLLIN and/or POLLOUT, what the connection waits for now. */
 short pp_h2conn_events(const pp_h2conn_t *c);
@@ -82,7 +89,7 @@ short pp_h2conn_events(const pp_h2conn_t *c);
 void pp_h2conn_on_io(pp_h2conn_t *c, short revents, uint64_t now_ms);
 /*  Writes what nghttp2 has queued, as far as the socket takes it. */
 void pp_h2conn_flush(pp_h2conn_t *c);
-/*  Timers: connect timeout, PING when idle, PING timeout, request deadlines. */
+/*  Timers: lookup and connect timeouts, PING when idle, PING timeout, request deadlines. */
 void pp_h2conn_tick(pp_h2conn_t *c, uint64_t now_ms);
 /*  The next time tick() has something to do, or UINT64_MAX. */
 uint64_t pp_h2conn_next_timer(const pp_h2conn_t *c);

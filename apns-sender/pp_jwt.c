@@ -1,5 +1,6 @@
 #include "pp_jwt.h"
 
+#include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -122,6 +123,81 @@ int pp_jwt_sign(pp_jwt_signer_t *s, int64_t iat, char *out, size_t outlen)
     int sn = pp_base64url_encode(raw, sizeof raw, out + n, outlen - (size_t)n);
     if (sn < 0) return -1;
     return n + sn;
+}
+
+/*  base64url -> JSON object, or NULL. Parts are bounded by PP_JWT_MAX by the caller. */
+static json_t *s_b64_json(const char *in, size_t len)
+{
+    unsigned char buf[PP_JWT_MAX];
+    int n = pp_base64url_decode(in, len, buf, sizeof buf);
+    if (n <= 0) return NULL;
+    json_t *j = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+/*  raw r||s -> DER, then EVP_DigestVerify with the public half of our key (an EVP_PKEY
+    holding a private key verifies too). */
+static int s_sig_ok(EVP_PKEY *key, const char *signed_part, size_t signed_len,
+                    const unsigned char raw[64])
+{
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *sv = BN_bin2bn(raw + 32, 32, NULL);
+    if (!sig || !r || !sv || ECDSA_SIG_set0(sig, r, sv) != 1) {
+        BN_free(r);
+        BN_free(sv);
+        ECDSA_SIG_free(sig);
+        return 0;
+    }
+    unsigned char *der = NULL;
+    int der_len = i2d_ECDSA_SIG(sig, &der);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = der_len > 0 && md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key) == 1 &&
+             EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)signed_part,
+                              signed_len) == 1;
+    EVP_MD_CTX_free(md);
+    OPENSSL_free(der);
+    ECDSA_SIG_free(sig);
+    return ok;
+}
+
+const char *pp_jwt_verify(pp_jwt_signer_t *s, const char *token, size_t len, int64_t now_s,
+                          int64_t max_age_s, int64_t skew_s, int64_t *iat)
+{
+    if (!token || len == 0 || len >= PP_JWT_MAX) return "malformed";
+    const char *end = token + len;
+    const char *d1 = memchr(token, '.', len);
+    const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(end - d1 - 1)) : NULL;
+    if (!d2 || memchr(d2 + 1, '.', (size_t)(end - d2 - 1))) return "malformed";
+    unsigned char raw[PP_JWT_MAX];
+    int rn = pp_base64url_decode(d2 + 1, (size_t)(end - d2 - 1), raw, sizeof raw);
+    json_t *hdr = s_b64_json(token, (size_t)(d1 - token));
+    json_t *claims = s_b64_json(d1 + 1, (size_t)(d2 - d1 - 1));
+    const char *why = NULL;
+    const char *alg = json_string_value(json_object_get(hdr, "alg"));
+    const char *kid = json_string_value(json_object_get(hdr, "kid"));
+    const char *iss = json_string_value(json_object_get(claims, "iss"));
+    json_t *jiat = json_object_get(claims, "iat");
+    if (!hdr || !claims || rn != 64)
+        why = "malformed";
+    else if (!alg || strcmp(alg, "ES256") != 0)
+        why = "alg";
+    else if (!kid || strcmp(kid, s->kid) != 0)
+        why = "kid";
+    else if (!iss || strcmp(iss, s->team) != 0)
+        why = "iss";
+    else if (!json_is_integer(jiat) || json_integer_value(jiat) > now_s + skew_s ||
+             json_integer_value(jiat) < now_s - max_age_s)
+        why = "iat";
+    else if (!s_sig_ok(s->key, token, (size_t)(d2 - token), raw))
+        why = "signature"; /* last: the costly check, and the one a forgery fails */
+    if (!why && iat) *iat = (int64_t)json_integer_value(jiat);
+    json_decref(hdr);
+    json_decref(claims);
+    return why;
 }
 
 int pp_base64url_encode(const void *in, size_t len, char *out, size_t outlen)

@@ -32,6 +32,16 @@ const char *pp_jwt_signer_key_id(const pp_jwt_signer_t *s);
     if signing failed or out is too small. */
 int pp_jwt_sign(pp_jwt_signer_t *s, int64_t iat, char *out, size_t outlen);
 
+/*  Checks that token (len bytes) is one of ours: header.claims.signature, base64url, header
+    {"alg":"ES256","kid":<our key id>}, claims {"iss":<our team id>,"iat":<integer>} with iat
+    at most max_age_s old and at most skew_s ahead of now_s, and an ES256 signature (raw r||s)
+    that the public half of our key verifies. Used before adopting a token another sender
+    shared: one that Apple would refuse must not reach the wire. Returns NULL and sets *iat
+    if it passes, else a short reason usable as a metric label: "malformed", "alg", "kid",
+    "iss", "iat" or "signature". */
+const char *pp_jwt_verify(pp_jwt_signer_t *s, const char *token, size_t len, int64_t now_s,
+                          int64_t max_age_s, int64_t skew_s, int64_t *iat);
+
 /*  base64url without padding (RFC 4648 section 5). Encode returns the length written
     (out NUL-terminated) or -1 if out is too small; decode returns the decoded length or
     -1 on a character outside the alphabet, a bad length, or out too small. */

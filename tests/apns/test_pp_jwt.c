@@ -143,12 +143,70 @@ static void test_bad_keys(void **state)
     unlink(p384);
 }
 
+/*  pp_jwt_verify: our own tokens pass; another key's, another team's or kid's, a stale or
+    future one, a changed byte and garbage fail, each with its reason. */
+static void test_verify(void **state)
+{
+    (void)state;
+    char err[256], other_p8[280];
+    const int64_t now = 1700000000;
+    pp_jwt_signer_t *s = pp_jwt_signer_new(s_p8, "TEAM123456", "KEY1", err, sizeof err);
+    assert_non_null(s);
+    char jwt[PP_JWT_MAX];
+    int n = pp_jwt_sign(s, now, jwt, sizeof jwt);
+    int64_t iat = 0;
+    assert_null(pp_jwt_verify(s, jwt, (size_t)n, now + 10, 3300, 60, &iat));
+    assert_int_equal(iat, now);
+    assert_string_equal(pp_jwt_verify(s, jwt, (size_t)n, now + 3301, 3300, 60, &iat), "iat");
+    assert_string_equal(pp_jwt_verify(s, jwt, (size_t)n, now - 61, 3300, 60, &iat), "iat");
+
+    /* Same team and kid, another key: only the signature tells. */
+    snprintf(other_p8, sizeof other_p8, "%s.other", s_p8);
+    EVP_PKEY_free(s_make_key("P-256", other_p8));
+    pp_jwt_signer_t *o = pp_jwt_signer_new(other_p8, "TEAM123456", "KEY1", err, sizeof err);
+    assert_non_null(o);
+    char forged[PP_JWT_MAX];
+    int fn = pp_jwt_sign(o, now, forged, sizeof forged);
+    assert_string_equal(pp_jwt_verify(s, forged, (size_t)fn, now, 3300, 60, &iat), "signature");
+    assert_null(pp_jwt_verify(o, forged, (size_t)fn, now, 3300, 60, &iat));
+    pp_jwt_signer_destroy(&o);
+    o = pp_jwt_signer_new(other_p8, "OTHERTEAM", "KEY1", err, sizeof err);
+    fn = pp_jwt_sign(o, now, forged, sizeof forged);
+    assert_string_equal(pp_jwt_verify(s, forged, (size_t)fn, now, 3300, 60, &iat), "iss");
+    pp_jwt_signer_destroy(&o);
+    o = pp_jwt_signer_new(other_p8, "TEAM123456", "KEY2", err, sizeof err);
+    fn = pp_jwt_sign(o, now, forged, sizeof forged);
+    assert_string_equal(pp_jwt_verify(s, forged, (size_t)fn, now, 3300, 60, &iat), "kid");
+    pp_jwt_signer_destroy(&o);
+    unlink(other_p8);
+
+    /* One changed character of the claims (still valid base64url) breaks the signature. */
+    char bad[PP_JWT_MAX];
+    memcpy(bad, jwt, (size_t)n + 1);
+    char *last = strrchr(bad, '.');
+    last[-2] = last[-2] == 'A' ? 'B' : 'A';
+    const char *why = pp_jwt_verify(s, bad, (size_t)n, now, 3300, 60, &iat);
+    assert_non_null(why);
+    const char *const junk[] = {"", "garbage", "a.b", "a.b.c", "a.b.c.d", "..", NULL};
+    for (int i = 0; junk[i]; i++)
+        assert_string_equal(pp_jwt_verify(s, junk[i], strlen(junk[i]), now, 3300, 60, &iat),
+                            "malformed");
+    /* A well-formed token with alg none. */
+    char hdr[64], tok[PP_JWT_MAX];
+    const char *none = "{\"alg\":\"none\",\"kid\":\"KEY1\"}";
+    pp_base64url_encode(none, strlen(none), hdr, sizeof hdr);
+    snprintf(tok, sizeof tok, "%s%s", hdr, strchr(jwt, '.'));
+    assert_string_equal(pp_jwt_verify(s, tok, strlen(tok), now, 3300, 60, &iat), "alg");
+    pp_jwt_signer_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64url),
         cmocka_unit_test_setup_teardown(test_sign_verifies, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_keys, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_verify, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
