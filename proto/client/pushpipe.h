@@ -1,8 +1,10 @@
 /*  libpushpipe: send push notifications to a pushpipe broker.
 
     A client knows only the broker's address, e.g. "tcp://push.internal:5560" (the
-    broker's base port). It sends one client frame per push, as the seed's clients did:
-    a msgpack array [push_type, push_id, data] or [push_type, push_id, data, options].
+    broker's base port), or the addresses of several brokers that run side by side
+    ("tcp://a:5560,tcp://b:5560"; see "Several brokers" below). It sends one client frame
+    per push, as the seed's clients did: a msgpack array [push_type, push_id, data] or
+    [push_type, push_id, data, options].
 
     Two modes:
       - fire-and-forget (flags 0): a PUSH socket to the broker's intake (base port + 0).
@@ -12,6 +14,19 @@
       - acknowledged (PP_CLIENT_ACK): a DEALER socket to the broker's submit endpoint
         (base port + 1, REQ-compatible framing). Each push waits for the broker's verdict:
         accepted with the message id it was given, or rejected with a reason.
+
+    Several brokers (active-active):
+      - fire-and-forget: one PUSH socket connected to every broker's intake; ZMQ hands
+        the pushes round-robin to the brokers that are connected. ZMQ_IMMEDIATE is always
+        on with several brokers, so nothing is queued for a broker that is down: its
+        share goes to the others once its connection has dropped.
+      - acknowledged: each push goes to one broker (the first listed, then whichever
+        answered last). Without an answer within the timeout the socket is closed and
+        reopened to the next broker, and the same frame is sent again, up to the retries
+        (pp_client_set_retries, default: each broker once). So that a resend cannot run
+        twice, a push that may be resent always carries a client message id: the
+        caller's (opts->id) or one the library makes up, "pp-" and 16 random hex digits.
+        Brokers with durability "jetstream" store a message once per client id.
 
     Data is JSON text holding one object; the library converts it to a msgpack map.
     Every call returns 0 on success or -1 on failure, with a readable message in
@@ -56,6 +71,11 @@ extern "C" {
 #define PP_CLIENT_DEFAULT_LINGER_MS 2000
 #define PP_CLIENT_DEFAULT_SNDHWM 1000
 
+/*  Limits of a broker list. */
+#define PP_CLIENT_MAX_BROKERS 16      /* addresses in one client */
+#define PP_CLIENT_MAX_ADDRESS_LEN 255 /* bytes of one address */
+#define PP_CLIENT_MAX_RETRIES 100     /* pp_client_set_retries */
+
 /*  Options of one push. A zero-initialised struct means "no options" (the frame then has
     three elements). Strings may be NULL (not given). */
 typedef struct {
@@ -84,18 +104,51 @@ typedef struct {
 typedef struct pp_client_t pp_client_t;
 
 /*  Creates a client for the broker at broker_address ("tcp://host:port", the broker's
-    base port, or "ipc:///path"). flags: 0 or PP_CLIENT_ACK. Returns NULL if the address
-    is not of that form or on allocation failure. Does not connect yet. */
+    base port, or "ipc:///path"), or for several brokers: addresses separated by commas
+    (blanks around them are ignored), at most PP_CLIENT_MAX_BROKERS, each at most
+    PP_CLIENT_MAX_ADDRESS_LEN bytes, no address twice. flags: 0 or PP_CLIENT_ACK.
+    Returns NULL if an address is not of that form, the list breaks a limit, or on
+    allocation failure. Does not connect yet. */
 PUSHPIPE_EXPORT pp_client_t *pp_client_new(const char *broker_address, int flags);
+
+/*  The same with the n addresses as an array (none may contain a comma). n >= 1. */
+PUSHPIPE_EXPORT pp_client_t *pp_client_new_multi(const char *const *broker_addresses, size_t n,
+                                                 int flags);
+
+/*  How many brokers the client knows (1 for a single address). */
+PUSHPIPE_EXPORT size_t pp_client_broker_count(const pp_client_t *c);
+
+/*  Acknowledged mode: the address of the broker that answered the last push, or that the
+    next one goes to first (after a failed push: the broker after the last one tried).
+    Fire-and-forget: the first address. */
+PUSHPIPE_EXPORT const char *pp_client_broker(const pp_client_t *c);
+
+/*  Acknowledged mode: how many times a push is sent again, each time to the next broker
+    in the list, after a timeout or a malformed answer (never after a rejection). Default
+    pp_client_broker_count() - 1, i.e. each broker once; 0 to 1 broker keeps the old
+    behaviour: no resend, and no generated client id. With one broker and n > 0 the
+    resends go to that broker, over a new connection. Each attempt has the whole timeout,
+    so a push can take (n + 1) * timeout. Returns 0, or -1 if n is outside
+    0..PP_CLIENT_MAX_RETRIES. */
+PUSHPIPE_EXPORT int pp_client_set_retries(pp_client_t *c, int n);
+
+/*  How many resends this client has made since it was created (acknowledged mode). */
+PUSHPIPE_EXPORT uint64_t pp_client_resends(const pp_client_t *c);
+
+/*  The client message id the last push carried: the caller's opts->id, the one the
+    library generated for a push that may be resent, or "" when it had none. */
+PUSHPIPE_EXPORT const char *pp_client_message_id(const pp_client_t *c);
 
 /*  Closes the socket, waiting up to the linger time for queued pushes to go out, and
     sets *p to NULL. NULL and *p == NULL are fine. */
 PUSHPIPE_EXPORT void pp_client_destroy(pp_client_t **p);
 
-/*  The endpoint this client sends to (intake or submit), e.g. "tcp://host:5561". */
+/*  The endpoint this client sends to (intake or submit), e.g. "tcp://host:5561"; with
+    several brokers, that of pp_client_broker(). */
 PUSHPIPE_EXPORT const char *pp_client_endpoint(const pp_client_t *c);
 
-/*  Time a push may take: in acknowledged mode, sending plus waiting for the verdict; in
+/*  Time a push may take: in acknowledged mode, sending plus waiting for the verdict (per
+    broker tried, see pp_client_set_retries); in
     fire-and-forget mode, waiting for room in the send queue. 0 means do not wait at all.
     Default 5000 ms. Returns 0, or -1 if ms < 0. */
 PUSHPIPE_EXPORT int pp_client_set_timeout(pp_client_t *c, int ms);
@@ -110,7 +163,8 @@ PUSHPIPE_EXPORT int pp_client_set_sndhwm(pp_client_t *c, int hwm);
 
 /*  Fire-and-forget: when true, pushes are queued only while a connection to the broker
     is up (ZMQ_IMMEDIATE), so a push to an absent broker fails with "timeout" instead of
-    waiting in the queue for it. Default false. Before the connection only. */
+    waiting in the queue for it. Default false; always on with several brokers. Before
+    the connection only. */
 PUSHPIPE_EXPORT int pp_client_set_immediate(pp_client_t *c, bool on);
 
 /*  CurveZMQ: the broker's public key and this client's key pair, each 40 characters of

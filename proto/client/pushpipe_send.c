@@ -30,12 +30,17 @@ static const char *s_usage =
     "  --group ID          push to the members of a group (push type 1)\n"
     "  --users ID,ID,...   push to several users (push type 2)\n"
     "  --user ID           push to one user (push type 3)\n"
-    "  --broker ADDR       broker address (default $PUSHPIPE_BROKER or "
-    "tcp://127.0.0.1:5560)\n"
+    "  --broker ADDR,...   broker address, or several separated by commas (default\n"
+    "                      $PUSHPIPE_BROKER or tcp://127.0.0.1:5560)\n"
     "  --ack               wait for the broker's verdict; prints \"accepted <msg_id>\" or\n"
-    "                      \"rejected <reason>: <detail>\"\n"
-    "  --timeout-ms MS     how long to wait for the broker (default 5000)\n"
-    "  --id ID             client message id, for tracing\n"
+    "                      \"rejected <reason>: <detail>\"; with several brokers, a push\n"
+    "                      not answered in time is resent to the next one\n"
+    "  --timeout-ms MS     how long to wait for a broker (default 5000; with --ack, per\n"
+    "                      broker tried)\n"
+    "  --retries N         with --ack: resends after a timeout, each to the next broker\n"
+    "                      (default: the number of brokers - 1, each broker once)\n"
+    "  --id ID             client message id, for tracing and de-duplication (with\n"
+    "                      --ack and a possible resend, one is generated if not given)\n"
     "  --channels CH       all, apns or mqtt\n"
     "  --ttl SECONDS       APNs expiration relative to now\n"
     "  --expiration UNIX   APNs expiration as UNIX seconds (0 = deliver once)\n"
@@ -145,6 +150,7 @@ typedef struct {
     const char *broker;
     bool ack;
     long long timeout_ms;
+    long long retries; /* -1: the library's default */
     pp_push_options_t opts;
     const char *data_arg;
     const char *curve_server; /* certificate files, both or neither */
@@ -158,6 +164,7 @@ enum {
     OPT_BROKER,
     OPT_ACK,
     OPT_TIMEOUT,
+    OPT_RETRIES,
     OPT_ID,
     OPT_CHANNELS,
     OPT_TTL,
@@ -177,6 +184,7 @@ static const struct option s_options[] = {
     {"broker", required_argument, 0, OPT_BROKER},
     {"ack", no_argument, 0, OPT_ACK},
     {"timeout-ms", required_argument, 0, OPT_TIMEOUT},
+    {"retries", required_argument, 0, OPT_RETRIES},
     {"id", required_argument, 0, OPT_ID},
     {"channels", required_argument, 0, OPT_CHANNELS},
     {"ttl", required_argument, 0, OPT_TTL},
@@ -226,6 +234,10 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         case OPT_TIMEOUT:
             if (s_parse_int(optarg, 0, 3600000, &a->timeout_ms) != 0)
                 return s_usage_error("--timeout-ms must be 0..3600000, got '%s'", optarg);
+            break;
+        case OPT_RETRIES:
+            if (s_parse_int(optarg, 0, PP_CLIENT_MAX_RETRIES, &a->retries) != 0)
+                return s_usage_error("--retries must be 0..100, got '%s'", optarg);
             break;
         case OPT_ID:
             a->opts.id = optarg;
@@ -278,6 +290,7 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         if (rc) return rc;
     }
     if (!a->push_type) return s_usage_error("%s", "give one of --group, --users, --user");
+    if (a->retries >= 0 && !a->ack) return s_usage_error("%s", "--retries needs --ack");
     if (!a->curve_server != !a->curve_cert)
         return s_usage_error("%s", "CurveZMQ needs both --curve-server and --curve-cert");
     if (argc - optind > 1)
@@ -337,8 +350,8 @@ static int s_send(const s_args_t *a, const char *const *ids, size_t n_ids, const
     if (!c) {
         fprintf(stderr,
                 "pushpipe-send: bad broker address '%s' (want tcp://host:port or "
-                "ipc:///path)\n",
-                a->broker);
+                "ipc:///path, or up to %d of them separated by commas, none twice)\n",
+                a->broker, PP_CLIENT_MAX_BROKERS);
         return EXIT_USAGE;
     }
     if (a->curve_server && s_set_curve(c, a) != 0) {
@@ -346,12 +359,19 @@ static int s_send(const s_args_t *a, const char *const *ids, size_t n_ids, const
         return EXIT_USAGE;
     }
     pp_client_set_timeout(c, (int)a->timeout_ms);
+    if (a->retries >= 0) pp_client_set_retries(c, (int)a->retries);
     /*  A one-shot command must not report success for a push that only sits in a queue
         for a broker that is not there: queue only on a live connection. */
     if (!a->ack) pp_client_set_immediate(c, true);
     pp_client_result_t res;
     int rc = pp_client_push(c, a->push_type, ids, n_ids, data, &a->opts, &res);
     int code = 0;
+    /*  stdout keeps its one-line form; a failover is worth a note on stderr. */
+    bool verdict = rc == 0 || pp_client_status(c) == PP_CLIENT_E_REJECTED;
+    if (a->ack && pp_client_resends(c) > 0)
+        fprintf(stderr, "pushpipe-send: resent %llu time(s) with client id %s%s%s\n",
+                (unsigned long long)pp_client_resends(c), pp_client_message_id(c),
+                verdict ? ", answered by " : "", verdict ? pp_client_broker(c) : "");
     if (rc == 0 && a->ack) {
         printf("accepted %s\n", res.msg_id);
     } else if (rc != 0 && pp_client_status(c) == PP_CLIENT_E_REJECTED) {
@@ -371,6 +391,7 @@ int main(int argc, char **argv)
     a.broker = getenv("PUSHPIPE_BROKER");
     if (!a.broker || !*a.broker) a.broker = "tcp://127.0.0.1:5560";
     a.timeout_ms = PP_CLIENT_DEFAULT_TIMEOUT_MS;
+    a.retries = -1;
     int rc = s_parse(argc, argv, &a);
     if (rc < 0) {
         fputs(s_usage, stdout);

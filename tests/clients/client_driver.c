@@ -1,8 +1,13 @@
 /*  client_driver: drives libpushpipe (the static library) from a script, for the
     integration tests.
 
-    usage: client_driver BROKER_ADDRESS [--ack] [--timeout-ms MS] [--immediate]
+    usage: client_driver BROKER_ADDRESS[,ADDRESS...] [--ack] [--timeout-ms MS] [--immediate]
+                         [--retries N] [--multi] [--verbose]
                          [--curve SERVER_PUBLIC CLIENT_PUBLIC CLIENT_SECRET] < script
+
+    --multi: split the address list here and use pp_client_new_multi (else the list goes
+    to pp_client_new as it is). --verbose: results of acknowledged pushes also say
+    " broker=<address> resends=<total> cid=<client message id> ms=<elapsed>".
 
     One push per line, fields separated by tabs:
         KIND  IDS  DATA  OPTIONS
@@ -19,8 +24,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_IDS 64
+
+static bool s_verbose;
+
+static long long s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int s_hex(const char *hex, unsigned char *out, size_t cap, size_t *len)
 {
@@ -88,6 +103,7 @@ static int s_run_line(pp_client_t *c, char *line, bool ack)
         ids[n_ids++] = t;
     pp_client_result_t res;
     int rc;
+    long long start = s_now_ms();
     if (!strcmp(f[0], "group"))
         rc = pp_client_push_group(c, ids[0], f[2], &opts, &res);
     else if (!strcmp(f[0], "user"))
@@ -107,11 +123,16 @@ static int s_run_line(pp_client_t *c, char *line, bool ack)
         return -1;
     }
     if (rc == 0)
-        ack ? printf("accepted %s\n", res.msg_id) : printf("sent\n");
+        ack ? printf("accepted %s", res.msg_id) : printf("sent");
     else if (pp_client_status(c) == PP_CLIENT_E_REJECTED)
-        printf("rejected %s: %s\n", res.reason, res.detail);
+        printf("rejected %s: %s", res.reason, res.detail);
     else
-        printf("error %d %s\n", (int)pp_client_status(c), pp_client_error(c));
+        printf("error %d %s", (int)pp_client_status(c), pp_client_error(c));
+    if (s_verbose && ack)
+        printf(" broker=%s resends=%llu cid=%s ms=%lld", pp_client_broker(c),
+               (unsigned long long)pp_client_resends(c), pp_client_message_id(c),
+               s_now_ms() - start);
+    printf("\n");
     fflush(stdout);
     return 0;
 }
@@ -122,8 +143,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: client_driver ADDRESS [--ack] [--timeout-ms MS] < script\n");
         return 2;
     }
-    bool ack = false, immediate = false;
-    int timeout = -1;
+    bool ack = false, immediate = false, multi = false;
+    int timeout = -1, retries = -1;
     char **curve = NULL;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--ack"))
@@ -132,18 +153,39 @@ int main(int argc, char **argv)
             immediate = true;
         else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc)
             timeout = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--retries") && i + 1 < argc)
+            retries = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--multi"))
+            multi = true;
+        else if (!strcmp(argv[i], "--verbose"))
+            s_verbose = true;
         else if (!strcmp(argv[i], "--curve") && i + 3 < argc) {
             curve = argv + i + 1;
             i += 3;
         }
     }
-    pp_client_t *c = pp_client_new(argv[1], ack ? PP_CLIENT_ACK : 0);
+    pp_client_t *c = NULL;
+    if (multi) {
+        const char *list[PP_CLIENT_MAX_BROKERS + 1];
+        size_t n = 0;
+        for (char *t = strtok(argv[1], ","); t && n < PP_CLIENT_MAX_BROKERS + 1;
+             t = strtok(NULL, ","))
+            list[n++] = t;
+        c = pp_client_new_multi(list, n, ack ? PP_CLIENT_ACK : 0);
+    } else {
+        c = pp_client_new(argv[1], ack ? PP_CLIENT_ACK : 0);
+    }
     if (!c) {
         printf("error new bad address\n");
         return 2;
     }
     if (timeout >= 0) pp_client_set_timeout(c, timeout);
     if (immediate) pp_client_set_immediate(c, true);
+    if (retries >= 0 && pp_client_set_retries(c, retries) != 0) {
+        printf("error retries %s\n", pp_client_error(c));
+        pp_client_destroy(&c);
+        return 2;
+    }
     if (curve && pp_client_set_curve(c, curve[0], curve[1], curve[2]) != 0) {
         printf("error curve %s\n", pp_client_error(c));
         pp_client_destroy(&c);

@@ -113,6 +113,29 @@ try:
 finally:
     fb.stop()
 
+# --- two brokers, both silent: one attempt each, the very same bytes -------------------
+fb1, fb2 = FakeBroker(), FakeBroker()
+try:
+    rc, out, err = run("%s,%s" % (fb1.address, fb2.address),
+                       [("user", "9", '{"silent":1}', "-")], "--ack", "--timeout-ms", "300",
+                       "--verbose")
+    t.check(out and out[0].startswith("error 2 timeout") and "2 attempts over 2 brokers"
+            in out[0] and "resends=1" in out[0], "two silent brokers: timeout after one "
+            "attempt each (%r)" % out)
+    cid = out[0].split("cid=")[1].split()[0] if out and "cid=" in out[0] else ""
+    s1, s2 = fb1.wait_submit(1), fb2.wait_submit(1)
+    t.eq(s1[0], [b"", packb([3, "9", {"silent": 1}, {"id": cid}])],
+         "first broker: the frame with the generated id %r" % cid)
+    t.eq(s2[0], s1[0], "second broker: the very same bytes")
+    rc, out, err = run("%s,%s" % (fb1.address, fb2.address),
+                       [("user", "9", "{}", "id=mine;mqtt_qos=1")], "--ack", "--multi")
+    t.eq(out, ["accepted m1"], "pp_client_new_multi: accepted by the first broker")
+    t.eq(fb1.wait_submit(2)[1], [b"", packb([3, "9", {}, {"id": "mine", "mqtt_qos": 1}])],
+         "the caller's id is kept, no id added")
+finally:
+    fb1.stop()
+    fb2.stop()
+
 # --- no broker at all -----------------------------------------------------------------
 absent = "tcp://127.0.0.1:%d" % pp_harness.free_ports(2)
 rc, out, err = run(absent, [("user", "9", "{}", "-")], "--ack", "--timeout-ms", "200")

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,125 @@ static void test_endpoints(void **state)
     pp_client_destroy(&c);
     pp_client_destroy(&c); /* NULL is fine */
     pp_client_destroy(NULL);
+}
+
+/*  Broker lists: comma-separated in pp_client_new (blanks ignored), an array in
+    pp_client_new_multi; the limits of pushpipe.h; the default retries. */
+static void test_broker_lists(void **state)
+{
+    (void)state;
+    pp_client_t *c = pp_client_new(" tcp://a:5560 ,\ttcp://b:5570", PP_CLIENT_ACK);
+    assert_non_null(c);
+    assert_int_equal(pp_client_broker_count(c), 2);
+    assert_string_equal(pp_client_broker(c), "tcp://a:5560");
+    assert_string_equal(pp_client_endpoint(c), "tcp://a:5561");
+    assert_int_equal(pp_client_resends(c), 0);
+    assert_string_equal(pp_client_message_id(c), "");
+    assert_int_equal(pp_client_set_retries(c, -1), -1);
+    assert_int_equal(pp_client_set_retries(c, PP_CLIENT_MAX_RETRIES + 1), -1);
+    assert_int_equal(pp_client_set_retries(c, PP_CLIENT_MAX_RETRIES), 0);
+    pp_client_destroy(&c);
+
+    const char *two[] = {"tcp://a:5560", "ipc:///run/pp"};
+    c = pp_client_new_multi(two, 2, 0);
+    assert_non_null(c);
+    assert_int_equal(pp_client_broker_count(c), 2);
+    assert_string_equal(pp_client_endpoint(c), "tcp://a:5560");
+    pp_client_destroy(&c);
+
+    const char *bad[] = {"tcp://a:5560,",  "tcp://a:5560,,tcp://b:5560", ",tcp://a:5560",
+                         "tcp://a:5560, ", "tcp://a:5560,tcp://a:5560",  "tcp://a:5560,nonsense"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (pp_client_new(bad[i], 0)) fail_msg("list '%s' was accepted", bad[i]);
+    const char *dup[] = {"tcp://a:5560", "tcp://a:5560"};
+    assert_null(pp_client_new_multi(dup, 2, 0));
+    const char *comma[] = {"tcp://a:5560,tcp://b:5560"};
+    assert_null(pp_client_new_multi(comma, 1, 0));
+    const char *with_null[] = {"tcp://a:5560", NULL};
+    assert_null(pp_client_new_multi(with_null, 2, 0));
+    assert_null(pp_client_new_multi(two, 0, 0));
+    assert_null(pp_client_new_multi(NULL, 1, 0));
+
+    /* PP_CLIENT_MAX_BROKERS is fine, one more is not; an address may not be too long */
+    char list[(PP_CLIENT_MAX_BROKERS + 1) * 24] = "";
+    for (int i = 0; i <= PP_CLIENT_MAX_BROKERS; i++) {
+        char one[24];
+        snprintf(one, sizeof one, "%stcp://h:%d", i ? "," : "", 5560 + 10 * i);
+        if (i == PP_CLIENT_MAX_BROKERS) {
+            c = pp_client_new(list, 0);
+            assert_non_null(c);
+            assert_int_equal(pp_client_broker_count(c), PP_CLIENT_MAX_BROKERS);
+            pp_client_destroy(&c);
+        }
+        strcat(list, one);
+    }
+    assert_null(pp_client_new(list, 0));
+    char longest[PP_CLIENT_MAX_ADDRESS_LEN + 2];
+    memset(longest, 'h', sizeof longest);
+    memcpy(longest, "tcp://", 6);
+    memcpy(longest + PP_CLIENT_MAX_ADDRESS_LEN - 5, ":5560", 6);
+    assert_non_null(c = pp_client_new(longest, 0));
+    pp_client_destroy(&c);
+    memset(longest, 'h', sizeof longest);
+    memcpy(longest, "tcp://", 6);
+    memcpy(longest + PP_CLIENT_MAX_ADDRESS_LEN - 4, ":5560", 6);
+    assert_null(pp_client_new(longest, 0));
+}
+
+/*  With a resend possible every acknowledged push carries a client id: the caller's, or
+    a generated "pp-" + 16 hex digits, new for each push. With one broker and the
+    default retries (0) nothing is added. */
+static void test_generated_ids(void **state)
+{
+    (void)state;
+    char two[160];
+    snprintf(two, sizeof two, "%s,%s", s_absent, "tcp://127.0.0.1:2");
+    pp_client_t *c = pp_client_new(two, PP_CLIENT_ACK);
+    assert_non_null(c);
+    pp_client_set_timeout(c, 50);
+    pp_client_set_linger(c, 0);
+    assert_int_equal(pp_client_push_user(c, "9", "{}", NULL, NULL), -1);
+    assert_int_equal(pp_client_status(c), PP_CLIENT_E_TIMEOUT);
+    assert_non_null(strstr(pp_client_error(c), "2 attempts over 2 brokers"));
+    assert_int_equal(pp_client_resends(c), 1);
+    char first[64];
+    snprintf(first, sizeof first, "%s", pp_client_message_id(c));
+    assert_int_equal(strlen(first), 19);
+    assert_memory_equal(first, "pp-", 3);
+    assert_int_equal(strspn(first + 3, "0123456789abcdef"), 16);
+    assert_int_equal(pp_client_push_user(c, "9", "{}", NULL, NULL), -1);
+    assert_string_not_equal(pp_client_message_id(c), first);
+    pp_push_options_t o = {0};
+    o.id = "mine-1";
+    assert_int_equal(pp_client_push_user(c, "9", "{}", &o, NULL), -1);
+    assert_string_equal(pp_client_message_id(c), "mine-1");
+    /* an input error is not resent */
+    uint64_t resends = pp_client_resends(c);
+    assert_int_equal(pp_client_push_user(c, "9", "[1]", NULL, NULL), -1);
+    assert_int_equal(pp_client_status(c), PP_CLIENT_E_INPUT);
+    assert_int_equal(pp_client_resends(c), resends);
+    pp_client_destroy(&c);
+
+    c = pp_client_new(s_absent, PP_CLIENT_ACK);
+    pp_client_set_timeout(c, 50);
+    pp_client_set_linger(c, 0);
+    assert_int_equal(pp_client_push_user(c, "9", "{}", NULL, NULL), -1);
+    assert_string_equal(pp_client_message_id(c), "");
+    assert_int_equal(pp_client_resends(c), 0);
+    assert_int_equal(pp_client_set_retries(c, 2), 0);
+    assert_int_equal(pp_client_push_user(c, "9", "{}", NULL, NULL), -1);
+    assert_int_equal(pp_client_resends(c), 2);
+    assert_memory_equal(pp_client_message_id(c), "pp-", 3);
+    pp_client_destroy(&c);
+
+    /* fire-and-forget never resends, so never adds an id */
+    c = pp_client_new(two, 0);
+    pp_client_set_timeout(c, 50);
+    pp_client_set_linger(c, 0);
+    assert_int_equal(pp_client_push_user(c, "9", "{}", NULL, NULL), -1);
+    assert_int_equal(pp_client_status(c), PP_CLIENT_E_TIMEOUT); /* immediate: nobody is up */
+    assert_string_equal(pp_client_message_id(c), "");
+    pp_client_destroy(&c);
 }
 
 /*  Each bad input fails with PP_CLIENT_E_INPUT and a message containing `want`. */
@@ -239,6 +359,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_bad_addresses),
         cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_broker_lists),
+        cmocka_unit_test(test_generated_ids),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_bad_ids),
         cmocka_unit_test(test_bad_raw),

@@ -98,6 +98,11 @@ try:
         (["--user", "9"], b'{"a":"\x00"}', 2, "NUL"),
         (["--user", "9"], big, 2, "larger than"),
         (["--broker", "nonsense", "--user", "9", "{}"], b"", 2, "bad broker address"),
+        (["--broker", "%s,%s" % (fb.address, fb.address), "--user", "9", "{}"], b"", 2,
+         "bad broker address"),
+        (["--broker", fb.address + ",", "--user", "9", "{}"], b"", 2, "bad broker address"),
+        (["--retries", "1", "--user", "9", "{}"], b"", 2, "--retries needs --ack"),
+        (["--ack", "--retries", "101", "--user", "9", "{}"], b"", 2, "--retries must be"),
     ]
     for argv, stdin, want_rc, want in errors:
         full = argv if "--broker" in argv else B + argv
@@ -120,5 +125,10 @@ t.check(rc == 1 and "timeout" in err, "no broker, --ack: exit 1 timeout (%d %r)"
 rc, out, err = send(["--timeout-ms", "200", "--user", "9", "{}"],
                     env={"PUSHPIPE_BROKER": absent})
 t.check(rc == 1 and "timeout" in err, "PUSHPIPE_BROKER is used (absent broker: timeout)")
+two_absent = "%s,tcp://127.0.0.1:%d" % (absent, pp_harness.free_ports(2))
+rc, out, err = send(["--ack", "--timeout-ms", "200", "--retries", "2", "--user", "9", "{}"],
+                    env={"PUSHPIPE_BROKER": two_absent})
+t.check(rc == 1 and "3 attempts over 2 brokers" in err and "resent 2 time(s)" in err,
+        "PUSHPIPE_BROKER list, --retries 2: three attempts, exit 1 (%d %r)" % (rc, err))
 
 t.finish()

@@ -160,6 +160,47 @@ try:
 finally:
     fb.stop()
 
+# --- several brokers: address lists, and a resend is the same bytes with an id ----------
+t.eq(pushpipe.addresses(" tcp://a:5560 , ipc:///run/pp"), ["tcp://a:5560", "ipc:///run/pp"],
+     "addresses: comma-separated, blanks ignored")
+t.eq(pushpipe.addresses(("tcp://a:5560",)), ["tcp://a:5560"], "addresses: a tuple")
+for bad in ["tcp://a:5560,", ",tcp://a:5560", "tcp://a:5560,tcp://a:5560", [],
+            ["tcp://a:5560,tcp://b:5560"], "tcp://a:5560,nonsense",
+            ",".join("tcp://h:%d" % (5560 + 10 * i) for i in range(17))]:
+    e = raises(ValueError, pushpipe.addresses, bad)
+    t.check(isinstance(e, ValueError), "addresses(%r) refused" % (bad,))
+e = raises(ValueError, Client.from_address, "tcp://a:5560", ack=True, retries=101)
+t.check(isinstance(e, ValueError), "retries above 100 refused")
+fb1, fb2 = FakeBroker(), FakeBroker()
+try:
+    ac = AckClient.from_address([fb1.address, fb2.address], timeout_ms=300)
+    t.eq((ac.retries, ac.endpoint), (1, "tcp://127.0.0.1:%d" % (fb1.base + 1)),
+         "two brokers: one retry by default, the first broker first")
+    e = raises(pushpipe.Timeout, ac, 3, 9, {"silent": 1})
+    t.check(isinstance(e, pushpipe.Timeout) and "2 attempts over 2 brokers" in str(e),
+            "both silent: Timeout after one attempt each (%r)" % e)
+    s1, s2 = fb1.wait_submit(1), fb2.wait_submit(1)
+    cid = ac.message_id or ""
+    t.check(cid.startswith("pp-") and len(cid) == 19, "a client id was generated (%r)" % cid)
+    t.eq(s1[0], [b"", packb([3, 9, {"silent": 1}, {"id": cid}])],
+         "first broker: the frame with the generated id")
+    t.eq(s2[0], s1[0], "second broker: the very same bytes")
+    t.eq(ac.resends, 1, "one resend counted")
+    r = ac(3, 9, {"ok": 1}, id="mine")
+    t.eq((r.broker, ac.message_id), (fb1.address, "mine"),
+         "after a failed push the next starts at the next broker (the first again)")
+    ac.close()
+    # One broker, default retries: the frame is as before, without an id.
+    ac = AckClient.from_address(fb1.address, timeout_ms=300)
+    fb1.clear()
+    raises(pushpipe.Timeout, ac, 3, 9, {"silent": 1})
+    t.eq(fb1.wait_submit(1)[0], [b"", packb([3, 9, {"silent": 1}])],
+         "one broker: no id added, no resend")
+    ac.close()
+finally:
+    fb1.stop()
+    fb2.stop()
+
 # --- no broker --------------------------------------------------------------------------
 absent = pp_harness.free_ports(2)
 c = Client("127.0.0.1", absent, sndhwm=5, timeout_ms=100, linger_ms=0)

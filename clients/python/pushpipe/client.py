@@ -13,10 +13,19 @@ socket to the broker's intake, base port + 0). With ack=True (or AckClient) each
 waits for the broker's verdict on its submit endpoint (base port + 1) and returns an
 Accepted, or raises Rejected.
 
+Several brokers (active-active): Client.from_address("tcp://a:5560,tcp://b:5560") or
+from_address([...]). Fire-and-forget spreads the pushes over the connected brokers (one
+PUSH socket connected to all, ZMQ_IMMEDIATE on). Acknowledged mode sends to one broker
+and, without an answer in time, resends the same frame to the next, with a client
+message id ("id" option; generated as "pp-" + 16 hex digits when the caller gave none)
+so that brokers with durability "jetstream" store it once.
+
 Needs only Debian's python3-zmq and python3-msgpack.
 """
 import atexit
 import json
+import os
+import random
 import threading
 import time
 import weakref
@@ -26,12 +35,16 @@ import zmq
 
 __all__ = [
     "Client", "AckClient", "Accepted", "Error", "Rejected", "Timeout", "endpoint",
-    "DEFAULT_ADDRESS",
+    "addresses", "generate_id", "DEFAULT_ADDRESS",
 ]
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5560"
 DEFAULT_TIMEOUT_MS = 5000
 DEFAULT_LINGER_MS = 2000
+# The bounds of libpushpipe's broker lists (pushpipe.h).
+MAX_BROKERS = 16
+MAX_ADDRESS_LEN = 255
+MAX_RETRIES = 100
 
 GROUP, USERS, USER = 1, 2, 3
 
@@ -76,20 +89,23 @@ class Rejected(Error):
     """The broker refused the push. reason is one of the broker's reason names
     (e.g. "bad_data", "overloaded"), detail a short explanation."""
 
-    def __init__(self, reason, detail=""):
+    def __init__(self, reason, detail="", broker=None):
         super().__init__("rejected %s: %s" % (reason, detail))
         self.reason = reason
         self.detail = detail
+        self.broker = broker
 
 
 class Accepted:
-    """The broker accepted the push and gave it the message id msg_id."""
+    """The broker accepted the push and gave it the message id msg_id. broker: the
+    address of the broker that answered (set by Client)."""
 
-    __slots__ = ("msg_id",)
+    __slots__ = ("msg_id", "broker")
     accepted = True
 
-    def __init__(self, msg_id):
+    def __init__(self, msg_id, broker=None):
         self.msg_id = msg_id
+        self.broker = broker
 
     def __repr__(self):
         return "Accepted(%r)" % self.msg_id
@@ -120,6 +136,43 @@ def endpoint(address, role):
     if base < 1 or base + 6 > 65535:
         raise ValueError("broker port out of range in %r" % address)
     return "tcp://%s:%d" % (host, base + _ROLES[role])
+
+
+def addresses(address):
+    """The list of broker addresses in address: one address, several separated by commas
+    (blanks around them ignored), or a list or tuple of addresses. Each is checked as
+    endpoint() checks it; at most MAX_BROKERS, none twice."""
+    if isinstance(address, str):
+        items = [a.strip(" \t") for a in address.split(",")]
+    elif isinstance(address, (list, tuple)):
+        items = list(address)
+        for a in items:
+            if not isinstance(a, str):
+                raise TypeError("broker addresses must be str, got %s" % type(a).__name__)
+            if "," in a:
+                raise ValueError("a broker address in a list must not contain a comma: %r"
+                                 % a)
+    else:
+        raise TypeError("address must be a str or a list of str")
+    if not items:
+        raise ValueError("no broker address given")
+    if len(items) > MAX_BROKERS:
+        raise ValueError("at most %d broker addresses, got %d" % (MAX_BROKERS, len(items)))
+    for a in items:
+        if not a:
+            raise ValueError("empty broker address in %r" % (address,))
+        if len(a.encode("utf-8")) > MAX_ADDRESS_LEN:
+            raise ValueError("broker address longer than %d bytes" % MAX_ADDRESS_LEN)
+        endpoint(a, "intake")
+    if len(set(items)) != len(items):
+        raise ValueError("a broker address is given twice in %r" % (address,))
+    return items
+
+
+def generate_id():
+    """A client message id for a push that may be resent: "pp-" and 16 random hex digits
+    (what libpushpipe generates)."""
+    return "pp-" + os.urandom(8).hex()
 
 
 def _check_id(v, what):
@@ -289,25 +342,45 @@ def _flush_at_exit():
 
 
 class Client:
-    """A connection to a pushpipe broker. Not thread-safe: use one per thread.
+    """A connection to a pushpipe broker, or to several. Not thread-safe: use one per
+    thread.
 
     Client(host, port, ack=False, timeout_ms=5000, linger_ms=2000, sndhwm=1000,
-           immediate=False, curve=None)
-    port is the broker's base port (the address every pushpipe process is given).
+           immediate=False, curve=None, retries=None)
+    port is the broker's base port (the address every pushpipe process is given); for
+    several brokers use from_address.
     immediate (fire-and-forget): queue pushes only while connected to the broker, so a
     push to an absent broker raises Timeout instead of waiting in the queue for it.
+    Always on with several brokers.
     curve: (server_public_z85, client_public_z85, client_secret_z85) for CurveZMQ.
+    retries (ack): resends after a timeout or a malformed answer, each to the next
+    broker; None means one per other broker (len(addresses) - 1). Each attempt has the
+    whole timeout_ms. With retries > 0 every push carries a client message id.
+
+    Attributes: addresses (the list), address and endpoint (the broker the next
+    acknowledged push goes to first, which is the one that answered last; the first
+    broker for fire-and-forget), resends (count), message_id (of the last push).
     """
 
     def __init__(self, host="127.0.0.1", port=5560, ack=False, timeout_ms=DEFAULT_TIMEOUT_MS,
                  linger_ms=DEFAULT_LINGER_MS, sndhwm=1000, immediate=False, curve=None,
-                 _address=None):
-        address = _address or "tcp://%s:%d" % (host, int(port))
+                 retries=None, _address=None):
+        self.addresses = addresses(_address if _address is not None
+                                   else "tcp://%s:%d" % (host, int(port)))
         self.ack = bool(ack)
-        self.address = address
-        self.endpoint = endpoint(address, "submit" if self.ack else "intake")
+        self._role = "submit" if self.ack else "intake"
+        self.endpoints = [endpoint(a, self._role) for a in self.addresses]
+        self._current = 0
         if timeout_ms < 0:
             raise ValueError("timeout_ms must be >= 0")
+        if retries is None:
+            retries = len(self.addresses) - 1
+        if isinstance(retries, bool) or not isinstance(retries, int) or \
+                not 0 <= retries <= MAX_RETRIES:
+            raise ValueError("retries must be an int 0..%d" % MAX_RETRIES)
+        self.retries = retries
+        self.resends = 0
+        self.message_id = None
         self.timeout_ms = timeout_ms
         self.linger_ms = linger_ms
         self.sndhwm = sndhwm
@@ -320,8 +393,17 @@ class Client:
 
     @classmethod
     def from_address(cls, address=DEFAULT_ADDRESS, **kw):
-        """A client for the broker at address, e.g. "tcp://push.internal:5560"."""
+        """A client for the broker at address, e.g. "tcp://push.internal:5560", or for
+        several brokers: "tcp://a:5560,tcp://b:5560" or ["tcp://a:5560", "tcp://b:5560"]."""
         return cls(_address=address, **kw)
+
+    @property
+    def address(self):
+        return self.addresses[self._current]
+
+    @property
+    def endpoint(self):
+        return self.endpoints[self._current]
 
     def _socket(self):
         if self._sock is None:
@@ -330,13 +412,24 @@ class Client:
             s = self._ctx.socket(zmq.DEALER if self.ack else zmq.PUSH)
             s.setsockopt(zmq.LINGER, self.linger_ms)
             s.setsockopt(zmq.SNDHWM, self.sndhwm)
-            s.setsockopt(zmq.IMMEDIATE, 1 if self.immediate and not self.ack else 0)
+            # Several brokers: queue only to connected ones, so a dead broker's share of
+            # the round robin goes to the others instead of into its queue.
+            many = len(self.endpoints) > 1
+            s.setsockopt(zmq.IMMEDIATE, 1 if (self.immediate or many) and not self.ack else 0)
             if self.curve:
                 server_public, public, secret = self.curve
                 s.curve_serverkey = _key(server_public)
                 s.curve_publickey = _key(public)
                 s.curve_secretkey = _key(secret)
-            s.connect(self.endpoint)
+            if self.ack:
+                # One broker at a time: an answer can only come from where the frame went.
+                s.connect(self.endpoint)
+            else:
+                # A random rotation: a short-lived client sends to the first connection
+                # that completes and would otherwise always favour the first broker.
+                start = random.randrange(len(self.endpoints))
+                for i in range(len(self.endpoints)):
+                    s.connect(self.endpoints[(start + i) % len(self.endpoints)])
             self._sock = s
         return self._sock
 
@@ -362,16 +455,45 @@ class Client:
     def send(self, push_type, push_id, data, raise_on_reject=True, **options):
         """Sends one push. Fire-and-forget: returns None once queued. Ack: returns
         Accepted, or raises Rejected (returns it when raise_on_reject is False)."""
+        if self.ack and self.retries > 0 and options.get("id") is None:
+            # A push that may be resent needs a client id, or the broker that got the
+            # first send and the one that got the resend would store two messages.
+            options["id"] = generate_id()
         frame = encode(push_type, push_id, data, **options)
-        deadline = time.monotonic() + self.timeout_ms / 1000.0
+        self.message_id = options.get("id")
         if not self.ack:
-            self._send([frame], deadline)
+            self._send([frame], time.monotonic() + self.timeout_ms / 1000.0)
             return None
-        self._send([b"", frame], deadline)
-        reply = self._wait_reply(deadline)
+        reply = self._ack_send(frame)
+        reply.broker = self.address
         if isinstance(reply, Rejected) and raise_on_reject:
             raise reply
         return reply
+
+    def _ack_send(self, frame):
+        # Lazy Pirate with failover: after a timeout or a malformed answer the socket is
+        # gone (_reset), and the same bytes go to the next broker. A verdict ends it: a
+        # rejection is about the frame, another broker would say the same.
+        if self._ctx is None:
+            raise Error("client is closed")
+        attempts = 1 + self.retries
+        last = None
+        for i in range(attempts):
+            if i:
+                self.resends += 1
+            deadline = time.monotonic() + self.timeout_ms / 1000.0
+            try:
+                self._send([b"", frame], deadline)
+                return self._wait_reply(deadline)
+            except Error as e:  # Timeout, or a malformed answer
+                self._reset()
+                self._current = (self._current + 1) % len(self.addresses)
+                last = e
+        if attempts > 1:
+            raise type(last)("%s (%d attempts over %d broker%s)"
+                             % (last, attempts, len(self.addresses),
+                                "" if len(self.addresses) == 1 else "s")) from None
+        raise last
 
     __call__ = send
 
