@@ -2,6 +2,7 @@
 #include "pp_endpoints.h"
 
 #include <czmq.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,10 @@ struct pp_proc_t {
     char *section;
     pp_config_t *config;
     pp_metrics_t *metrics;
+    /* broker_address, parsed once (pp_proc_broker_addresses) */
+    bool brokers_read;
+    size_t n_brokers;
+    char *brokers[PP_PROC_MAX_BROKERS];
 };
 
 static volatile sig_atomic_t s_stop = 0;
@@ -198,6 +203,8 @@ void pp_proc_destroy(pp_proc_t **p)
     pp_proc_t *proc = *p;
     pp_metrics_destroy(&proc->metrics);
     pp_config_destroy(&proc->config);
+    for (size_t i = 0; i < proc->n_brokers; i++)
+        free(proc->brokers[i]);
     free(proc->name);
     free(proc->section);
     free(proc);
@@ -219,14 +226,100 @@ const char *pp_proc_name(pp_proc_t *proc)
     return proc->name;
 }
 
+/*  Adds one entry of broker_address (len bytes at text, blanks around it trimmed) after
+    checking it: not empty, at most 255 characters, a valid base address, not a duplicate,
+    not beyond PP_PROC_MAX_BROKERS. Problems are config errors; the entry is then left out. */
+static void s_add_broker(pp_proc_t *proc, const char *text, size_t len)
+{
+    while (len && (*text == ' ' || *text == '\t')) {
+        text++;
+        len--;
+    }
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        len--;
+    pp_config_t *c = proc->config;
+    if (len == 0) {
+        pp_config_fail(c, "broker_address", "an empty address in the list");
+        return;
+    }
+    if (len > 255) {
+        pp_config_fail(c, "broker_address", "an address longer than 255 characters");
+        return;
+    }
+    if (proc->n_brokers == PP_PROC_MAX_BROKERS) {
+        pp_config_fail(c, "broker_address", "more than %d addresses", PP_PROC_MAX_BROKERS);
+        return;
+    }
+    char *addr = strndup(text, len);
+    if (!addr) abort();
+    char probe[256];
+    if (pp_endpoint(addr, PP_EP_INTAKE, probe, sizeof probe) != 0 ||
+        pp_endpoint(addr, PP_EP_MQTT_OUT, probe, sizeof probe) != 0) {
+        pp_config_fail(c, "broker_address",
+                       "\"%s\" is not tcp://HOST:PORT (PORT+6 <= 65535) or ipc:///PATH", addr);
+        free(addr);
+        return;
+    }
+    for (size_t i = 0; i < proc->n_brokers; i++) {
+        if (strcmp(proc->brokers[i], addr) == 0) {
+            pp_config_fail(c, "broker_address", "\"%s\" is listed twice", addr);
+            free(addr);
+            return;
+        }
+    }
+    proc->brokers[proc->n_brokers++] = addr;
+}
+
+/*  Reads broker_address once: a string (one address or a comma-separated list) or a JSON
+    array of strings. */
+static void s_read_brokers(pp_proc_t *proc)
+{
+    if (proc->brokers_read) return;
+    proc->brokers_read = true;
+    pp_config_t *c = proc->config;
+    json_t *v = pp_config_json(c, "broker_address");
+    if (v && json_is_array(v)) {
+        if (json_array_size(v) == 0) pp_config_fail(c, "broker_address", "an empty list");
+        if (json_array_size(v) > PP_PROC_MAX_BROKERS)
+            pp_config_fail(c, "broker_address", "more than %d addresses", PP_PROC_MAX_BROKERS);
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (i >= PP_PROC_MAX_BROKERS) break;
+            if (!json_is_string(e)) {
+                pp_config_fail(c, "broker_address", "entry %zu is not a string", i);
+                continue;
+            }
+            s_add_broker(proc, json_string_value(e), json_string_length(e));
+        }
+    } else {
+        const char *text = pp_config_str(c, "broker_address", PP_DEFAULT_BROKER_ADDRESS);
+        for (const char *p = text;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            s_add_broker(proc, p, len);
+            if (!comma) break;
+            p = comma + 1;
+        }
+    }
+}
+
+size_t pp_proc_broker_addresses(pp_proc_t *proc, const char **out, size_t max)
+{
+    s_read_brokers(proc);
+    for (size_t i = 0; i < proc->n_brokers && i < max; i++)
+        out[i] = proc->brokers[i];
+    return proc->n_brokers;
+}
+
 const char *pp_proc_broker_address(pp_proc_t *proc)
 {
-    const char *addr = pp_config_str(proc->config, "broker_address", PP_DEFAULT_BROKER_ADDRESS);
-    char probe[256];
-    if (pp_endpoint(addr, PP_EP_INTAKE, probe, sizeof probe) != 0)
-        pp_config_fail(proc->config, "broker_address",
-                       "\"%s\" is not tcp://HOST:PORT (PORT+6 <= 65535) or ipc:///PATH", addr);
-    return addr;
+    const char *first = PP_DEFAULT_BROKER_ADDRESS;
+    /* On a bad config the error is recorded; the default keeps callers' derivations sane
+       until pp_proc_ready reports it. */
+    pp_proc_broker_addresses(proc, &first, 1);
+    return first;
 }
 
 int pp_proc_ready(pp_proc_t *proc, int default_metrics_port)

@@ -8,7 +8,7 @@
         while (!pp_proc_stopping()) { ... zmq_poll(...) ... }
         pp_proc_destroy(&proc);
 
-    Common flags: --config FILE, --broker ADDR (sets "broker_address"), --log-level L,
+    Common flags: --config FILE, --broker ADDR[,ADDR...] (sets "broker_address"), --log-level L,
     --metrics-port N (sets "<section>.metrics_port"), --help, --version.
     SIGINT and SIGTERM set the stop flag; blocking calls return EINTR so loops notice.
 */
@@ -39,8 +39,23 @@ pp_config_t *pp_proc_config(pp_proc_t *proc);
 pp_metrics_t *pp_proc_metrics(pp_proc_t *proc);
 const char *pp_proc_name(pp_proc_t *proc);
 
-/*  The broker's address from config/flags ("broker_address", default
-    PP_DEFAULT_BROKER_ADDRESS). */
+/*  Most brokers one process may be given in "broker_address". */
+#define PP_PROC_MAX_BROKERS 16
+
+/*  The broker addresses from config/flags: "broker_address" is one address, a
+    comma-separated list of them ("tcp://a:5560,tcp://b:5560"; blanks around entries are
+    ignored), or a JSON array of 1..PP_PROC_MAX_BROKERS address strings; --broker takes
+    the same string forms. Default PP_DEFAULT_BROKER_ADDRESS. Each entry must be
+    tcp://HOST:PORT (PORT+6 <= 65535) or ipc:///PATH, and no entry may appear twice; a
+    problem is recorded as a config error on "broker_address" (pp_proc_ready then fails)
+    and the addresses that were valid are still returned. Writes up to max pointers (they
+    live as long as proc) into out and returns how many addresses there are (at least 1
+    when the config is valid; may exceed max). Workers hold one link per address
+    (common/pp_linkset.h). */
+size_t pp_proc_broker_addresses(pp_proc_t *proc, const char **out, size_t max);
+
+/*  The first of pp_proc_broker_addresses: the address a broker binds by default
+    (broker.bind) and the one single-broker tools use. */
 const char *pp_proc_broker_address(pp_proc_t *proc);
 
 /*  Checks the config (unknown keys in the program's section and the top level), starts

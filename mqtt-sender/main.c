@@ -2,7 +2,7 @@
     See docs/mqtt-sender.md. */
 #include "pp_curve.h"
 #include "pp_endpoints.h"
-#include "pp_link.h"
+#include "pp_linkset.h"
 #include "pp_mqtt_sender.h"
 #include "pp_proc.h"
 
@@ -50,9 +50,12 @@ static void s_read_config(pp_proc_t *proc, pp_mqtt_sender_cfg_t *cfg, char *clie
 {
     pp_config_t *c = pp_proc_config(proc);
     memset(cfg, 0, sizeof *cfg);
-    const char *broker = pp_proc_broker_address(proc);
-    if (pp_endpoint(broker, PP_EP_MQTT_OUT, cfg->link_endpoint, sizeof cfg->link_endpoint) != 0)
-        cfg->link_endpoint[0] = '\0'; /* pp_proc_broker_address recorded the error */
+    const char *brokers[PP_LINKSET_MAX];
+    size_t n = pp_proc_broker_addresses(proc, brokers, PP_LINKSET_MAX);
+    for (size_t i = 0; i < n && i < PP_LINKSET_MAX; i++) /* one link per broker */
+        if (pp_endpoint(brokers[i], PP_EP_MQTT_OUT, cfg->link_endpoint[cfg->n_links],
+                        sizeof cfg->link_endpoint[0]) == 0)
+            cfg->n_links++; /* else pp_proc_broker_addresses recorded the error */
 
     pp_mqtt_conn_opts_t *m = &cfg->mqtt;
     m->uri = pp_config_str(c, S_SECTION ".uri", "tcp://127.0.0.1:1883");
@@ -141,10 +144,10 @@ int main(int argc, char **argv)
         return 2;
     }
     pp_info("sender_started",
-            "link=%s link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu qos=%d "
-            "max_attempts=%d publish_timeout_ms=%d",
-            cfg.link_endpoint, cfg.link_window, cfg.mqtt.uri, cfg.mqtt.client_id, cfg.window,
-            cfg.buffer_max, cfg.qos, cfg.max_attempts, cfg.publish_timeout_ms);
+            "link=%s links=%zu link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu "
+            "qos=%d max_attempts=%d publish_timeout_ms=%d",
+            cfg.link_endpoint[0], cfg.n_links, cfg.link_window, cfg.mqtt.uri, cfg.mqtt.client_id,
+            cfg.window, cfg.buffer_max, cfg.qos, cfg.max_attempts, cfg.publish_timeout_ms);
     pp_mqtt_sender_run(s);
     pp_mqtt_sender_destroy(&s);
     pp_curve_destroy(&curve);

@@ -36,7 +36,8 @@ static const char *const s_conn_reasons[C_COUNT] = {"bad_credentials", "not_auth
 struct pp_mqtt_sender_t {
     pp_mqtt_sender_cfg_t cfg;
     pp_metrics_t *metrics;
-    pp_link_t *link; /* NULL once closed: jobs freed after that are not acked */
+    pp_linkset_t *link; /* one link per broker; NULL once closed: jobs freed after that are
+                           not acked */
     pp_mqtt_conn_t *conn;
     pp_pubq_t *q;
 
@@ -138,10 +139,15 @@ pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics
         return NULL;
     }
 
-    s->link = pp_link_new(cfg->link_endpoint, curve, metrics, (uint32_t)cfg->link_window,
-                          (uint32_t)cfg->link_heartbeat_ms);
+    const char *eps[PP_LINKSET_MAX];
+    size_t n = cfg->n_links < PP_LINKSET_MAX ? cfg->n_links : PP_LINKSET_MAX;
+    for (size_t i = 0; i < n; i++)
+        eps[i] = cfg->link_endpoint[i];
+    s->link = pp_linkset_new(eps, n, curve, metrics, (uint32_t)cfg->link_window,
+                             (uint32_t)cfg->link_heartbeat_ms);
     if (!s->link) {
-        snprintf(err, errlen, "cannot connect the link to %s", cfg->link_endpoint);
+        snprintf(err, errlen, "cannot connect the link to %s%s", n ? cfg->link_endpoint[0] : "",
+                 n > 1 ? " (or another broker)" : "");
         pp_mqtt_sender_destroy(&s);
         return NULL;
     }
@@ -154,7 +160,7 @@ void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p)
     pp_mqtt_sender_t *s = *p;
     /* First, so that the jobs still held are not acked as they are freed below: "B" tells
        the hub to send them to another sender now. */
-    pp_link_destroy(&s->link);
+    pp_linkset_destroy(&s->link);
     pp_mqtt_conn_destroy(&s->conn);
     for (int i = 0; s->slots && i < s->cfg.window; i++)
         if (s->slots[i].used) pp_pub_release(&s->slots[i].pub);
@@ -548,7 +554,7 @@ static void s_job_done(void *ctx, uint64_t seq)
 {
     pp_mqtt_sender_t *s = ctx;
     if (!s->link) return;
-    pp_link_ack(s->link, seq);
+    pp_linkset_ack(s->link, seq);
     pp_metric_inc(s->m_jobs_acked);
 }
 
@@ -561,7 +567,7 @@ static void s_read_jobs(pp_mqtt_sender_t *s)
         uint64_t seq = 0;
         zmq_msg_t msg;
         zmq_msg_init(&msg);
-        int rc = pp_link_recv(s->link, &seq, &msg);
+        int rc = pp_linkset_recv(s->link, &seq, &msg);
         if (rc <= 0) {
             zmq_msg_close(&msg);
             int e = errno;
@@ -599,7 +605,7 @@ static void s_read_jobs(pp_mqtt_sender_t *s)
    granted may still bring up to a window of jobs, which the buffer takes (overshoot). */
 static void s_update_pause(pp_mqtt_sender_t *s, bool draining)
 {
-    pp_link_pause(s->link, draining || pp_pubq_full(s->q));
+    pp_linkset_pause(s->link, draining || pp_pubq_full(s->q));
 }
 
 /* ---- the loop -------------------------------------------------------------------- */
@@ -654,12 +660,12 @@ size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
         uint64_t now = pp_mono_ms();
         if (!draining && pp_proc_stopping()) {
             /* No more credit; jobs already granted still arrive and are done. What is not
-               finished by the deadline is not acked: pp_link_destroy's "B" has the hub
+               finished by the deadline is not acked: pp_linkset_destroy's "B" has the hub
                send it to another sender at once. */
             draining = true;
             deadline = now + (uint64_t)s->cfg.drain_ms;
             pp_info("draining", "buffered=%zu in_flight=%zu jobs_held=%u drain_ms=%d",
-                    pp_pubq_len(s->q), s_in_flight(s), pp_link_held(s->link), s->cfg.drain_ms);
+                    pp_pubq_len(s->q), s_in_flight(s), pp_linkset_held(s->link), s->cfg.drain_ms);
         }
         if (draining && ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0) || now >= deadline)) break;
         if (s->state == S_IDLE && now >= s->next_connect_ms) s_connect(s, now);
@@ -670,21 +676,25 @@ size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
         s_update_pause(s, draining);
         /* Acks, credit and heartbeats go out here, every turn: even while MQTT is down or
            the buffer is full, or the hub would declare this sender dead. */
-        long link_ms = pp_link_tick(s->link);
+        long link_ms = pp_linkset_tick(s->link);
 
-        zmq_pollitem_t items[2] = {{NULL, pp_mqtt_conn_fd(s->conn), ZMQ_POLLIN, 0},
-                                   {pp_link_socket(s->link), 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[1 + PP_LINKSET_MAX] = {
+            {NULL, pp_mqtt_conn_fd(s->conn), ZMQ_POLLIN, 0}};
+        int n_items = 1 + (int)pp_linkset_poll_items(s->link, items + 1, ZMQ_POLLIN);
         size_t wake = s_wake_batch(s);
         pp_mqtt_conn_set_wake(s->conn, wake);
         long t = s_timeout(s, now, draining, deadline, wake);
-        int rc = zmq_poll(items, 2, t < link_ms ? t : link_ms);
+        int rc = zmq_poll(items, n_items, t < link_ms ? t : link_ms);
         if (rc < 0 && errno != EINTR) {
             pp_error("poll_failed", "error=\"%s\"", zmq_strerror(errno));
             break;
         }
         if (rc < 0) continue;
         if (rc == 0 || (items[0].revents & ZMQ_POLLIN)) s_take_events(s);
-        if (items[1].revents & ZMQ_POLLIN) s_read_jobs(s);
+        bool jobs = false;
+        for (int i = 1; i < n_items; i++)
+            jobs = jobs || (items[i].revents & ZMQ_POLLIN);
+        if (jobs) s_read_jobs(s);
     }
 
     s_take_events(s);
@@ -693,14 +703,14 @@ size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
         pp_metric_add(s->m_failed[F_SHUTDOWN], left);
         pp_error("drain_incomplete",
                  "undelivered=%zu buffered=%zu in_flight=%zu jobs_returned_to_hub=%u", left,
-                 pp_pubq_len(s->q), s_in_flight(s), pp_link_held(s->link));
+                 pp_pubq_len(s->q), s_in_flight(s), pp_linkset_held(s->link));
     }
     s_disconnect(s);
     s_update_gauges(s);
     int64_t failed = 0;
     for (int i = 0; i < F_COUNT; i++)
         failed += pp_metric_get(s->m_failed[i]);
-    pp_link_tick(s->link); /* acks of what finished during the disconnect */
+    pp_linkset_tick(s->link); /* acks of what finished during the disconnect */
     pp_info("stopped",
             "jobs=%lld jobs_acked=%lld publishes_taken=%llu published=%lld acknowledged=%lld "
             "failed=%lld undelivered=%zu",

@@ -1,5 +1,6 @@
-/*  pp_mqtt_sender: the mqtt-sender's loop. Takes MQTT jobs from the broker's mqtt_out hub
-    over the acknowledged, credit-based link (common/pp_link.h) and publishes each job's
+/*  pp_mqtt_sender: the mqtt-sender's loop. Takes MQTT jobs from the mqtt_out hub of every
+    broker over acknowledged, credit-based links (common/pp_linkset.h: one pp_link per
+    broker, each job acked on the link it came from) and publishes each job's
     payload to each of its topics over one long-lived MQTT connection (pp_mqtt_conn), with
     many publishes in flight.
 
@@ -16,6 +17,7 @@
 #define PP_MQTT_SENDER_H
 
 #include "pp_curve.h"
+#include "pp_linkset.h"
 #include "pp_metrics.h"
 #include "pp_mqtt_conn.h"
 
@@ -23,9 +25,10 @@
 #include <stddef.h>
 
 typedef struct {
-    char link_endpoint[256]; /* the broker's mqtt_out hub */
-    int link_window;         /* jobs held unacknowledged at most (credit) */
-    int link_heartbeat_ms;   /* must match the hub's */
+    char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's mqtt_out hub */
+    size_t n_links;                          /* 1..PP_LINKSET_MAX */
+    int link_window;       /* jobs held unacknowledged at most (credit), per link */
+    int link_heartbeat_ms; /* must match the hub's */
     pp_mqtt_conn_opts_t mqtt;
     int qos;           /* default QoS for jobs that leave it open */
     int window;        /* publishes in flight at most */
@@ -39,8 +42,8 @@ typedef struct {
 
 typedef struct pp_mqtt_sender_t pp_mqtt_sender_t;
 
-/*  Creates the link to the hub (connected, credit granted) and the MQTT client (not yet connected);
-   metrics and curve are borrowed. Returns NULL with a reason in err. */
+/*  Creates the links to the hubs (connected, credit granted) and the MQTT client (not yet
+   connected); metrics and curve are borrowed. Returns NULL with a reason in err. */
 pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics_t *metrics,
                                      pp_curve_t *curve, char *err, size_t errlen);
 void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p);

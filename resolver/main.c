@@ -1,12 +1,13 @@
-/*  pushpipe-resolver: one acknowledged link (common/pp_link.h) to the broker's resolve
-    endpoint: RESOLVE jobs in, Redis lookups, APNS and MQTT jobs out over the same link
-    (outputs, routed by the broker by kind), each RESOLVE job acknowledged after all its
-    outputs. Any number of resolvers run side by side: the broker deals each RESOLVE job to
-    one of them and re-sends what a dead resolver held. See docs/resolver.md.
+/*  pushpipe-resolver: one acknowledged link (common/pp_link.h) to the resolve endpoint of
+    each broker in broker_address (common/pp_linkset.h): RESOLVE jobs in, Redis lookups,
+    APNS and MQTT jobs out over the link the job came from (outputs, routed by that broker
+    by kind), each RESOLVE job acknowledged after all its outputs. Any number of resolvers
+    run side by side: a broker deals each RESOLVE job to one of them and re-sends what a
+    dead resolver held. See docs/resolver.md.
 */
 #include "pp_curve.h"
 #include "pp_endpoints.h"
-#include "pp_link.h"
+#include "pp_linkset.h"
 #include "pp_proc.h"
 #include "pp_resolver.h"
 #include "pp_user_rule.h"
@@ -113,7 +114,8 @@ int main(int argc, char **argv)
     s_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     s_read_config(c, &cfg);
-    const char *broker = pp_proc_broker_address(proc);
+    const char *brokers[PP_LINKSET_MAX];
+    size_t n_brokers = pp_proc_broker_addresses(proc, brokers, PP_LINKSET_MAX);
     pp_curve_t *curve = pp_curve_new(c, false);
     if (!curve || pp_proc_ready(proc, S_DEFAULT_METRICS_PORT) != 0) {
         pp_curve_destroy(&curve);
@@ -122,10 +124,18 @@ int main(int argc, char **argv)
     }
     pp_metrics_t *m = pp_proc_metrics(proc);
     int rc = 1;
-    char ep[512];
-    pp_link_t *link = NULL;
-    if (pp_endpoint(broker, PP_EP_RESOLVE, ep, sizeof ep) == 0)
-        link = pp_link_new(ep, curve, m, cfg.window, cfg.heartbeat_ms);
+    /* One link per broker (pp_proc checked the addresses and their count). */
+    char eps[PP_LINKSET_MAX][256];
+    const char *ep_ptrs[PP_LINKSET_MAX];
+    size_t n_eps = 0;
+    for (size_t i = 0; i < n_brokers && i < PP_LINKSET_MAX; i++)
+        if (pp_endpoint(brokers[i], PP_EP_RESOLVE, eps[n_eps], sizeof eps[n_eps]) == 0) {
+            ep_ptrs[n_eps] = eps[n_eps];
+            n_eps++;
+        }
+    pp_linkset_t *link = NULL;
+    if (n_eps == n_brokers)
+        link = pp_linkset_new(ep_ptrs, n_eps, curve, m, cfg.window, cfg.heartbeat_ms);
     if (link) {
         /* pp_link sets a send HWM of 10000 messages; outputs can be APNS jobs of 500
            targets (~50 KB), so while the broker does not read that could hold 500 MB.
@@ -134,8 +144,10 @@ int main(int argc, char **argv)
            it): a new HWM of 1 could then block the link for good. The config minimum of 16
            leaves room for that (asked of pp_link: take the HWM before connecting). */
         int hwm = cfg.send_hwm;
-        zmq_setsockopt(pp_link_socket(link), ZMQ_SNDHWM, &hwm, sizeof hwm);
-        pp_info("connected", "endpoint=%s role=resolve send_hwm=%d", ep, hwm);
+        for (size_t i = 0; i < pp_linkset_size(link); i++) {
+            zmq_setsockopt(pp_link_socket(pp_linkset_link(link, i)), ZMQ_SNDHWM, &hwm, sizeof hwm);
+            pp_info("connected", "endpoint=%s role=resolve send_hwm=%d", eps[i], hwm);
+        }
     }
     pp_userdb_t *db = pp_userdb_new(&cfg.db, m);
     pp_resolver_t *r = NULL;
@@ -148,7 +160,7 @@ int main(int argc, char **argv)
     pp_userdb_destroy(&db);
     /* Flushes acks and says "B": the broker re-sends at once whatever we did not ack.
        Queued outputs get a linger of heartbeat_ms (at most 2 s) to reach the broker. */
-    pp_link_destroy(&link);
+    pp_linkset_destroy(&link);
     pp_curve_destroy(&curve);
     pp_info("stopped", "rc=%d", rc);
     pp_proc_destroy(&proc);

@@ -32,7 +32,7 @@ typedef struct {
     pp_resolve_job_t job;
     bool decoded;
     size_t first, n; /* its users in r->ids / r->fields when looked up with others */
-    uint64_t seq;    /* its link sequence number, acknowledged once all its outputs are sent */
+    uint64_t seq;    /* its job handle (pp_linkset), acked once all its outputs are sent */
 } s_msg_t;
 
 /*  One pipelined HMGET round of small messages received together (at most two: while the
@@ -50,8 +50,9 @@ typedef struct {
 struct pp_resolver_t {
     pp_resolver_cfg_t cfg;
     pp_userdb_t *db;
-    pp_link_t *link;
-    uint64_t last_tick_ms; /* last pp_link_tick from inside a long loop */
+    pp_linkset_t *link;    /* one link per broker */
+    uint64_t out_job;      /* handle of the message in hand: its outputs go to its broker */
+    uint64_t last_tick_ms; /* last pp_linkset_tick from inside a long loop */
     bool send_failed;      /* an output of the message in hand was dropped: do not ack it */
     pp_fanout_t *fanout;
     pp_idset_t *seen;
@@ -146,7 +147,7 @@ static int s_send(void *ctx, int kind, const void *buf, size_t len);
 static void s_redis_idle(void *ctx);
 
 pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metrics, pp_userdb_t *db,
-                               pp_link_t *link)
+                               pp_linkset_t *link)
 {
     pp_resolver_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -215,7 +216,7 @@ static void s_tick(pp_resolver_t *r)
     uint64_t now = pp_mono_ms();
     if (now - r->last_tick_ms < 50) return;
     r->last_tick_ms = now;
-    pp_link_tick(r->link);
+    pp_linkset_tick(r->link);
 }
 
 /*  The userdb's idle callback: runs between Redis round trips and every 50 ms while a
@@ -234,10 +235,12 @@ static bool s_give_up(void *ctx)
     return s_past_drain(r);
 }
 
-/*  Hands one job to the link as an output. pp_link_send never blocks: while the broker is
-    not reading (its sender pool is full: backpressure) the job is kept here and retried
-    when the socket is writable, ticking the link meanwhile; gives up only once stopping
-    and past the drain time (the message is then not acknowledged: redone elsewhere). */
+/*  Hands one job as an output to the link the message in hand came from (its broker
+    counts the message's outputs; another broker would not know it). pp_linkset_send never
+    blocks: while the broker is not reading (its sender pool is full: backpressure) the job
+    is kept here and retried when the socket is writable, ticking the links meanwhile;
+    gives up only once stopping and past the drain time (the message is then not
+    acknowledged: redone elsewhere). */
 static int s_send(void *ctx, int kind, const void *buf, size_t len)
 {
     pp_resolver_t *r = ctx;
@@ -250,7 +253,7 @@ static int s_send(void *ctx, int kind, const void *buf, size_t len)
     int err = 0;
     bool blocked = false;
     for (;;) {
-        if (pp_link_send(r->link, &msg) == 0) {
+        if (pp_linkset_send(r->link, r->out_job, &msg) == 0) {
             zmq_msg_close(&msg);
             s_tick(r);
             return 0;
@@ -260,9 +263,10 @@ static int s_send(void *ctx, int kind, const void *buf, size_t len)
         if (!blocked) pp_metric_inc(r->m_blocked);
         blocked = true;
         if (s_past_drain(r)) break;
-        int t = pp_link_tick(r->link);
+        int t = pp_linkset_tick(r->link);
         r->last_tick_ms = pp_mono_ms();
-        zmq_pollitem_t it = {pp_link_socket(r->link), 0, ZMQ_POLLOUT, 0};
+        zmq_pollitem_t it = {pp_linkset_job_socket(r->link, r->out_job), 0, ZMQ_POLLOUT, 0};
+        if (!it.socket) break; /* not a handle of ours: cannot happen, never loop on it */
         zmq_poll(&it, 1, t < 100 ? t : 100);
     }
     zmq_msg_close(&msg);
@@ -549,6 +553,7 @@ static void s_decode(pp_resolver_t *r, s_msg_t *m, const void *buf, size_t len)
 static void s_msg_begin(pp_resolver_t *r, s_msg_t *m)
 {
     r->job = &m->job;
+    r->out_job = m->seq;
     r->send_failed = false;
     pp_metric_inc(r->m_messages[m->job.push_type]);
     s_payload(r);
@@ -573,7 +578,7 @@ static void s_msg_end(pp_resolver_t *r, s_msg_t *m, int rc)
         pp_error("message_not_acked", "msg_id=%s reason=output_not_sent",
                  pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q));
     } else {
-        pp_link_ack(r->link, m->seq);
+        pp_linkset_ack(r->link, m->seq);
         if (pp_log_enabled(PP_LOG_DEBUG))
             pp_debug("message_resolved", "msg_id=%s type=%s ids=%zu",
                      pp_log_quote(job->msg_id.ptr, job->msg_id.len, 40, q, sizeof q),
@@ -606,7 +611,7 @@ static void s_apply_msgs(pp_resolver_t *r, s_msg_t *msgs, size_t n, pp_str_t *id
     for (size_t k = 0; k < n; k++) {
         s_msg_t *m = &msgs[k];
         if (!m->decoded) {
-            pp_link_ack(r->link, m->seq);
+            pp_linkset_ack(r->link, m->seq);
             continue;
         }
         s_msg_begin(r, m);
@@ -641,7 +646,7 @@ static void s_resolve_all(pp_resolver_t *r, s_msg_t *msgs, size_t n)
         s_msg_t *m = &msgs[i];
         s_tick(r);
         if (!m->decoded) {
-            pp_link_ack(r->link, m->seq);
+            pp_linkset_ack(r->link, m->seq);
             i++;
         } else if (s_batchable(r, &m->job)) {
             i = s_resolve_together(r, msgs, i, n);
@@ -660,7 +665,7 @@ static size_t s_receive(pp_resolver_t *r, s_msg_t *msgs, zmq_msg_t *frames)
     size_t n = 0;
     while (n < r->cfg.message_batch) {
         memset(&msgs[n], 0, sizeof msgs[n]);
-        int rc = pp_link_recv(r->link, &msgs[n].seq, &frames[n]);
+        int rc = pp_linkset_recv(r->link, &msgs[n].seq, &frames[n]);
         if (rc == 1) {
             n++;
             continue;
@@ -750,7 +755,7 @@ static int s_round_finish(pp_resolver_t *r)
     s_release(msgs, r->frames + rd->half * r->cfg.message_batch, rd->n_msgs);
     r->rounds[0] = r->rounds[1];
     r->n_rounds--;
-    pp_link_tick(r->link); /* the acks (and so new credit) go out while Redis works */
+    pp_linkset_tick(r->link); /* the acks (and so new credit) go out while Redis works */
     r->last_tick_ms = pp_mono_ms();
     return rc;
 }
@@ -761,15 +766,16 @@ static int s_round_finish(pp_resolver_t *r)
     Redis, the resolver and the broker work at the same time instead of in turn. */
 static void s_step(pp_resolver_t *r, int max_ms)
 {
-    int t = pp_link_tick(r->link);
+    int t = pp_linkset_tick(r->link);
     r->last_tick_ms = pp_mono_ms();
     if (r->n_rounds > 0) t = 0;
-    zmq_pollitem_t it = {pp_link_socket(r->link), 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t it[PP_LINKSET_MAX];
+    int n_it = (int)pp_linkset_poll_items(r->link, it, ZMQ_POLLIN);
     size_t n = 0;
     unsigned h = r->n_rounds > 0 ? r->rounds[0].half ^ 1u : 0;
     s_msg_t *msgs = r->msgs + h * r->cfg.message_batch;
     zmq_msg_t *frames = r->frames + h * r->cfg.message_batch;
-    if (zmq_poll(&it, 1, t < max_ms ? t : max_ms) > 0 && (it.revents & ZMQ_POLLIN))
+    if (zmq_poll(it, n_it, t < max_ms ? t : max_ms) > 0) /* only link sockets: one is readable */
         n = s_receive(r, msgs, frames);
     if (n == 0) {
         if (r->n_rounds > 0) s_round_finish(r);
@@ -785,7 +791,7 @@ static void s_step(pp_resolver_t *r, int max_ms)
         s_round_finish(r);
     s_resolve_all(r, msgs, n);
     s_release(msgs, frames, n);
-    pp_link_tick(r->link); /* the acks go out now */
+    pp_linkset_tick(r->link); /* the acks go out now */
 }
 
 void pp_resolver_run(pp_resolver_t *r)
@@ -794,12 +800,12 @@ void pp_resolver_run(pp_resolver_t *r)
         s_step(r, 200);
     /* Stopping: no new credit; finish what is held or still arrives on credit already
        granted, bounded by drain_ms. What is left is re-sent by the broker at our "B". */
-    pp_link_pause(r->link, true);
-    while (pp_link_held(r->link) > 0 && !s_past_drain(r))
+    pp_linkset_pause(r->link, true);
+    while (pp_linkset_held(r->link) > 0 && !s_past_drain(r))
         s_step(r, 50);
     while (r->n_rounds > 0) /* past the drain time: read them or leave them unacked */
         s_round_finish(r);
-    uint32_t left = pp_link_held(r->link);
+    uint32_t left = pp_linkset_held(r->link);
     pp_metric_add(r->m_unacked, left);
     pp_info("resolver_drained", "unacked=%u", left);
 }

@@ -1,11 +1,11 @@
-/*  pp_resolver: the resolver's loop. Receives RESOLVE jobs from the broker over the
-    acknowledged link (common/pp_link.h), looks the recipients up in Redis (pp_userdb),
-    applies the user rule (pp_user_rule), builds the APNs payload once (pp_apns_payload)
-    and sends the APNS and MQTT jobs it makes back over the same link as outputs
-    (pp_fanout, pp_link_send). A RESOLVE job is acknowledged only after every one of its
-    outputs was handed to the link, so a resolver killed at any point has its unacknowledged
-    messages redone by another resolver (at-least-once: outputs already sent may be sent
-    twice).
+/*  pp_resolver: the resolver's loop. Receives RESOLVE jobs from the brokers over the
+    acknowledged links (common/pp_linkset.h: one pp_link per broker), looks the recipients up in
+   Redis (pp_userdb), applies the user rule (pp_user_rule), builds the APNs payload once
+   (pp_apns_payload) and sends the APNS and MQTT jobs it makes back over the link the job came from,
+   as outputs (pp_fanout, pp_linkset_send: a broker counts a message's outputs itself). A RESOLVE
+   job is acknowledged only after every one of its outputs was handed to the link, so a resolver
+   killed at any point has its unacknowledged messages redone by another resolver (at-least-once:
+   outputs already sent may be sent twice).
 
     One message at a time, to completion: while Redis is unavailable the message in hand
     is kept (not acknowledged) and retried from where it stopped. The link is ticked
@@ -16,7 +16,7 @@
 #define PP_RESOLVER_H
 
 #include "pp_fanout.h"
-#include "pp_link.h"
+#include "pp_linkset.h"
 #include "pp_metrics.h"
 #include "pp_user_rule.h"
 #include "pp_userdb.h"
@@ -36,16 +36,17 @@ typedef struct {
 
 typedef struct pp_resolver_t pp_resolver_t;
 
-/*  Creates the resolver on a connected link to the broker's resolve endpoint (RESOLVE jobs
-    in, APNS and MQTT jobs out as outputs). It does not own the link or db. */
+/*  Creates the resolver on connected links to the brokers' resolve endpoints (RESOLVE jobs
+    in, APNS and MQTT jobs out as outputs, each on the link its job came from). It does not
+    own the links or db. */
 pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metrics, pp_userdb_t *db,
-                               pp_link_t *link);
+                               pp_linkset_t *links);
 void pp_resolver_destroy(pp_resolver_t **p);
 
-/*  Runs until pp_proc_stopping(). Then pauses the link (no new credit) and finishes and
+/*  Runs until pp_proc_stopping(). Then pauses the links (no new credit) and finishes and
     acknowledges the messages it holds or still receives, until it holds none or drain_ms
     is over; what is left unacknowledged is re-sent by the broker to other resolvers once
-    the caller destroys the link. */
+    the caller destroys the links. */
 void pp_resolver_run(pp_resolver_t *r);
 
 #endif
