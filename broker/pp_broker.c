@@ -647,19 +647,38 @@ static int s_publish_resolve(pp_broker_t *b, const pp_frame_t *frame, const char
     return pp_durable_accept(b->durable, b->job.data, b->job.size, id, dedup, route);
 }
 
+static void s_copy_cid(const pp_frame_t *frame, pp_durable_route_t *route)
+{
+    size_t n = frame->opts.client_id.len;
+    if (n >= sizeof route->cid) n = 0; /* not reached: pp_frame bounds client ids */
+    memcpy(route->cid, frame->opts.client_id.ptr, n);
+    route->cid[n] = '\0';
+    route->cid_len = n;
+}
+
+/*  The client's message id of a frame that is refused before its turn, for the reply. */
+static void s_frame_cid(pp_broker_t *b, const void *buf, size_t len, pp_durable_route_t *route)
+{
+    pp_frame_t frame;
+    const char *detail = "";
+    if (pp_frame_decode(b->decoder, buf, len, (int64_t)(pp_wall_us() / 1000000), &frame, &detail) ==
+        PP_FRAME_OK)
+        s_copy_cid(&frame, route);
+}
+
 /*  Validates and stamps one client frame and sends its RESOLVE job (with durability:
     publishes it, route saying where the verdict goes, NULL for fire-and-forget). Returns
     PP_FRAME_OK with the id in `id`, S_DEFERRED when the verdict comes later, or a reason
     with *detail set (and counted, logged). */
 static int s_accept_frame(pp_broker_t *b, pp_ep_t ep, const void *buf, size_t len,
-                          char id[PP_MSGID_LEN + 1], const char **detail,
-                          const pp_durable_route_t *route)
+                          char id[PP_MSGID_LEN + 1], const char **detail, pp_durable_route_t *route)
 {
     uint64_t now_us = pp_wall_us();
     pp_frame_t frame;
     *detail = "";
     pp_frame_reason_t reason =
         pp_frame_decode(b->decoder, buf, len, (int64_t)(now_us / 1000000), &frame, detail);
+    if (reason == PP_FRAME_OK && route) s_copy_cid(&frame, route);
     if (reason != PP_FRAME_OK) {
         if (!*detail) *detail = "";
         s_reject(b, ep, reason, *detail, len);
@@ -763,12 +782,14 @@ static void s_send_reply(pp_broker_t *b, bool delimiter)
         pp_metric_inc(b->m.replies_dropped);
 }
 
-static void s_reply(pp_broker_t *b, bool delimiter, int reason, const char *id, const char *detail)
+static void s_reply(pp_broker_t *b, bool delimiter, int reason, const char *id, const char *detail,
+                    const char *cid, size_t cid_len)
 {
     msgpack_sbuffer_clear(&b->reply);
-    int rc = reason == PP_FRAME_OK
-                 ? pp_reply_encode_ok(id, PP_MSGID_LEN, &b->reply)
-                 : pp_reply_encode_error(s_reason_name(reason), detail, &b->reply);
+    int rc =
+        reason == PP_FRAME_OK
+            ? pp_reply_encode_ok_cid(id, PP_MSGID_LEN, cid, cid_len, &b->reply)
+            : pp_reply_encode_error_cid(s_reason_name(reason), detail, cid, cid_len, &b->reply);
     if (rc != 0) {
         pp_metric_inc(b->m.replies_dropped);
         return;
@@ -803,6 +824,10 @@ static void s_on_request(pp_broker_t *b, size_t parts)
     char id[PP_MSGID_LEN + 1] = "";
     const char *detail = "";
     int reason;
+    pp_durable_route_t route = {.delimiter = delimiter};
+    route.identity_len = zmq_msg_size(&b->part[0]);
+    if (route.identity_len > sizeof route.identity) route.identity_len = 0;
+    memcpy(route.identity, zmq_msg_data(&b->part[0]), route.identity_len);
     if (parts < 2) {
         reason = PP_FRAME_TRUNCATED; /* an identity alone: the client sent no frame */
         detail = "no frame";
@@ -811,23 +836,19 @@ static void s_on_request(pp_broker_t *b, size_t parts)
         reason = PP_FRAME_MULTIPART;
         detail = "more than one ZMQ frame";
         s_reject(b, PP_EP_SUBMIT, reason, detail, size);
-    } else if (!b->intake_open) {
-        reason = S_REASON_STOPPING;
-        detail = "the broker is shutting down";
+    } else if (!b->intake_open || !s_can_take(b)) {
+        reason = !b->intake_open ? S_REASON_STOPPING : S_REASON_OVERLOADED;
+        detail = !b->intake_open ? "the broker is shutting down"
+                 : b->durable    ? "the durable store's publish window is full"
+                                 : "the resolve pool's queue is full";
         s_reject(b, PP_EP_SUBMIT, reason, detail, size);
-    } else if (!s_can_take(b)) {
-        reason = S_REASON_OVERLOADED;
-        detail = b->durable ? "the durable store's publish window is full"
-                            : "the resolve pool's queue is full";
-        s_reject(b, PP_EP_SUBMIT, reason, detail, size);
+        /* With durability, earlier verdicts may still be pending: this refusal can
+           overtake them, so it names the frame (the client's id) when it has one. */
+        if (b->durable) s_frame_cid(b, zmq_msg_data(frame), size, &route);
     } else {
-        pp_durable_route_t route = {.identity_len = zmq_msg_size(&b->part[0]),
-                                    .delimiter = delimiter};
-        if (route.identity_len > sizeof route.identity) route.identity_len = 0;
-        memcpy(route.identity, zmq_msg_data(&b->part[0]), route.identity_len);
         reason = s_accept_frame(b, PP_EP_SUBMIT, zmq_msg_data(frame), size, id, &detail, &route);
     }
-    if (reason != S_DEFERRED) s_reply(b, delimiter, reason, id, detail);
+    if (reason != S_DEFERRED) s_reply(b, delimiter, reason, id, detail, route.cid, route.cid_len);
 }
 
 /*  A verdict that comes later (durability): the reply goes to the route's identity. */
@@ -841,7 +862,7 @@ static void s_reply_route(pp_broker_t *b, const pp_durable_route_t *route, int r
         return;
     }
     memcpy(zmq_msg_data(&b->part[0]), route->identity, route->identity_len);
-    s_reply(b, route->delimiter, reason, id, detail);
+    s_reply(b, route->delimiter, reason, id, detail, route->cid, route->cid_len);
 }
 
 static void s_on_submit(pp_broker_t *b)

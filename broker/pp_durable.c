@@ -21,19 +21,19 @@
 /*  Message ids per "given back" log line. */
 #define S_IDS_PER_LINE 16
 
-typedef struct {
-    bool has_route;
-    pp_durable_route_t route;
-    char msg_id[S_ID_MAX + 1];
-} s_item_t;
-
-/*  One publish (a batch) awaiting its ack, by token % cap. */
+/*  One publish (a batch) awaiting its ack, by token % cap. Its frames' verdict records
+    are packed in `items` (flags, identity length, identity, msg_id length, msg_id: about
+    45 bytes for a typical acknowledged client rather than a 300-byte struct), since every
+    slot keeps its buffer for the next batch. */
 typedef struct {
     uint64_t token;
     bool live;
-    s_item_t *items;
-    size_t n, cap;
+    uint8_t *items;
+    size_t used, cap;
+    size_t n;
 } s_pub_t;
+
+enum { S_ITEM_ROUTE = 1, S_ITEM_DELIMITER = 2 };
 
 /*  One stored message being run: the JetStream deliveries that carry it (usually one;
     two when JetStream redelivered it while this broker was still at work), its frames'
@@ -174,22 +174,48 @@ bool pp_durable_can_accept(pp_durable_t *d)
     return pp_jetstream_can_publish(d->js) && !s_filling(d)->live;
 }
 
+/*  Reads the record at *at of p->items into route (when it has one) and msg_id. */
+static bool s_next_item(const s_pub_t *p, size_t *at, pp_durable_route_t *route,
+                        char msg_id[S_ID_MAX + 1])
+{
+    const uint8_t *b = p->items + *at;
+    uint8_t flags = b[0];
+    size_t idlen = b[1];
+    route->identity_len = idlen;
+    route->delimiter = flags & S_ITEM_DELIMITER;
+    memcpy(route->identity, b + 2, idlen);
+    size_t mlen = b[2 + idlen];
+    memcpy(msg_id, b + 3 + idlen, mlen);
+    msg_id[mlen] = '\0';
+    size_t clen = b[3 + idlen + mlen];
+    memcpy(route->cid, b + 4 + idlen + mlen, clen);
+    route->cid[clen] = '\0';
+    route->cid_len = clen;
+    *at += 4 + idlen + mlen + clen;
+    return flags & S_ITEM_ROUTE;
+}
+
 static void s_verdict(pp_durable_t *d, s_pub_t *p, bool ok, const char *error)
 {
     uint32_t suppressed;
     bool log = !ok && pp_ratelimit_allow(&d->rl, &suppressed);
+    char first[S_ID_MAX + 1] = "";
+    size_t at = 0;
     for (size_t i = 0; i < p->n; i++) {
-        s_item_t *it = &p->items[i];
+        pp_durable_route_t route;
+        char msg_id[S_ID_MAX + 1];
+        bool has_route = s_next_item(p, &at, &route, msg_id);
+        if (i == 0) memcpy(first, msg_id, sizeof first);
         if (ok)
             pp_metric_inc(d->accepted);
         else
-            pp_metric_inc(it->has_route ? d->refused : d->unstored);
-        d->cb.reply(d->ctx, it->has_route ? &it->route : NULL, ok, it->msg_id, error);
+            pp_metric_inc(has_route ? d->refused : d->unstored);
+        d->cb.reply(d->ctx, has_route ? &route : NULL, ok, msg_id, error);
     }
     if (log)
         pp_warn("durable_store_failed", "frames=%zu first_msg_id=%s error=\"%s\" suppressed=%u",
-                p->n, p->n ? p->items[0].msg_id : "", error, suppressed);
-    p->n = 0;
+                p->n, first, error, suppressed);
+    p->n = p->used = 0;
 }
 
 static int s_append(pp_durable_t *d, const void *job, size_t len)
@@ -220,26 +246,49 @@ static int s_append(pp_durable_t *d, const void *job, size_t len)
 
 static int s_add_item(s_pub_t *p, const char *msg_id, const pp_durable_route_t *route)
 {
-    if (p->n == p->cap) {
-        size_t ncap = p->cap ? p->cap * 2 : 16;
-        s_item_t *n = realloc(p->items, ncap * sizeof *n);
+    size_t idlen = route ? route->identity_len : 0;
+    size_t clen = route ? route->cid_len : 0;
+    size_t mlen = strlen(msg_id);
+    if (mlen > S_ID_MAX || idlen > 255 || clen >= sizeof route->cid) return -1;
+    size_t need = p->used + 4 + idlen + mlen + clen;
+    if (need > p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 4096;
+        while (ncap < need)
+            ncap *= 2;
+        uint8_t *n = realloc(p->items, ncap);
         if (!n) return -1;
         p->items = n;
         p->cap = ncap;
     }
-    s_item_t *it = &p->items[p->n++];
-    it->has_route = route != NULL;
-    if (route) it->route = *route;
-    snprintf(it->msg_id, sizeof it->msg_id, "%s", msg_id);
+    uint8_t *b = p->items + p->used;
+    b[0] =
+        (uint8_t)((route ? S_ITEM_ROUTE : 0) | (route && route->delimiter ? S_ITEM_DELIMITER : 0));
+    b[1] = (uint8_t)idlen;
+    if (idlen) memcpy(b + 2, route->identity, idlen);
+    b[2 + idlen] = (uint8_t)mlen;
+    memcpy(b + 3 + idlen, msg_id, mlen);
+    b[3 + idlen + mlen] = (uint8_t)clen;
+    if (clen) memcpy(b + 4 + idlen + mlen, route->cid, clen);
+    p->used = need;
+    p->n++;
     return 0;
+}
+
+/*  The msg_id of the first frame of p (the batch's de-duplication name). */
+static void s_first_id(const s_pub_t *p, char out[S_ID_MAX + 1])
+{
+    pp_durable_route_t route;
+    size_t at = 0;
+    s_next_item(p, &at, &route, out);
 }
 
 void pp_durable_flush(pp_durable_t *d)
 {
     s_pub_t *p = s_filling(d);
     if (p->n == 0) return;
-    char dedup[S_ID_MAX + 8];
-    snprintf(dedup, sizeof dedup, "b:%s", p->items[0].msg_id);
+    char first[S_ID_MAX + 1], dedup[S_ID_MAX + 8];
+    s_first_id(p, first);
+    snprintf(dedup, sizeof dedup, "b:%s", first);
     uint64_t token = d->next_token;
     int rc = pp_jetstream_publish(d->js, d->buf, d->len, dedup, token);
     d->len = 0;
@@ -262,14 +311,14 @@ static int s_publish_alone(pp_durable_t *d, const void *job, size_t len, const c
     s_pub_t *p = s_filling(d);
     if (s_append(d, job, len) != 0 || s_add_item(p, msg_id, route) != 0) {
         d->len = 0;
-        p->n = 0;
+        p->n = p->used = 0;
         return -1;
     }
     uint64_t token = d->next_token;
     int rc = pp_jetstream_publish(d->js, d->buf, d->len, dedup_id, token);
     d->len = 0;
     if (rc != 0) {
-        p->n = 0;
+        p->n = p->used = 0;
         return -1;
     }
     p->token = token;
@@ -288,9 +337,11 @@ int pp_durable_accept(pp_durable_t *d, const void *job, size_t len, const char *
     if (d->len + 4 + len > d->batch_bytes) pp_durable_flush(d);
     if (!pp_durable_can_accept(d)) return -1;
     s_pub_t *p = s_filling(d);
-    size_t before = d->len;
+    size_t before = d->len, used = p->used, n = p->n;
     if (s_append(d, job, len) != 0 || s_add_item(p, msg_id, route) != 0) {
         d->len = before;
+        p->used = used;
+        p->n = n;
         return -1;
     }
     if ((int)p->n >= d->batch_max) pp_durable_flush(d);

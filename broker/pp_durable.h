@@ -37,6 +37,8 @@ typedef struct {
     uint8_t identity[255]; /* the ROUTER routing id */
     size_t identity_len;
     bool delimiter; /* a REQ client: an empty part before the reply */
+    char cid[72];   /* the client's message id, echoed in the reply ("" when none) */
+    size_t cid_len;
 } pp_durable_route_t;
 
 typedef struct {

@@ -68,7 +68,7 @@ void pp_jetstream_cfg_default(pp_jetstream_cfg_t *cfg)
     cfg->replicas = 1;
     cfg->ack_wait_ms = 30000;
     cfg->dedup_window_ms = 120000;
-    cfg->max_pending = 8192;
+    cfg->max_pending = 1024; /* batches: up to 1024 x batch_max frames awaiting their ack */
     cfg->publish_timeout_ms = 10000;
     cfg->fetch_batch = 256;
     cfg->max_buffered = 2048;
@@ -111,9 +111,9 @@ static void s_push(pp_jetstream_t *js, const pp_js_event_t *ev)
         js->q_head = 0;
     }
     js->q[(js->q_head + js->q_len) % js->q_cap] = *ev;
-    js->q_len++;
+    bool was_empty = js->q_len++ == 0;
     pthread_mutex_unlock(&js->lock);
-    s_wake(js);
+    if (was_empty) s_wake(js); /* the owner drains the queue to empty before it waits */
 }
 
 static bool s_pop(pp_jetstream_t *js, pp_js_event_t *ev)
@@ -316,6 +316,20 @@ static int s_subscribe(pp_jetstream_t *js, char *err, size_t errlen)
     return 0;
 }
 
+/*  The stream and the consumer. A JetStream cluster that has just started has no leader
+    for a few seconds and answers with timeouts: retried for up to 15 s, each failure
+    logged, before the broker gives up (exit 1; its supervisor starts it again). */
+static int s_set_up(pp_jetstream_t *js, char *err, size_t errlen)
+{
+    uint64_t until = pp_mono_ms() + 15000;
+    for (int attempt = 1;; attempt++) {
+        if (s_ensure_stream(js, err, errlen) == 0 && s_subscribe(js, err, errlen) == 0) return 0;
+        if (pp_mono_ms() >= until) return -1;
+        pp_warn("js_setup_retry", "attempt=%d error=\"%s\"", attempt, err);
+        s_sleep_ms(500);
+    }
+}
+
 static void s_register_metrics(pp_jetstream_t *js, pp_metrics_t *m)
 {
     js->published =
@@ -357,8 +371,7 @@ pp_jetstream_t *pp_jetstream_new(const pp_jetstream_cfg_t *cfg, pp_metrics_t *me
         pp_jetstream_destroy(&js);
         return NULL;
     }
-    if (s_connect(js, err, errlen) != 0 || s_ensure_stream(js, err, errlen) != 0 ||
-        s_subscribe(js, err, errlen) != 0) {
+    if (s_connect(js, err, errlen) != 0 || s_set_up(js, err, errlen) != 0) {
         pp_jetstream_destroy(&js);
         return NULL;
     }
@@ -461,17 +474,22 @@ static bool s_resolve_puback(pp_jetstream_t *js, pp_js_event_t *ev)
 
 bool pp_jetstream_next(pp_jetstream_t *js, pp_js_event_t *ev)
 {
-    uint64_t drained;
-    ssize_t n = read(js->efd, &drained, sizeof drained);
-    (void)n; /* reset the wake-up; the queue itself says what is there */
-    while (s_pop(js, ev)) {
-        if (ev->kind == PP_JS_MSG) {
-            atomic_fetch_sub(&js->buffered, 1);
-            return true;
+    for (bool cleared = false;; cleared = true) {
+        while (s_pop(js, ev)) {
+            if (ev->kind == PP_JS_MSG) {
+                atomic_fetch_sub(&js->buffered, 1);
+                return true;
+            }
+            if (s_resolve_puback(js, ev)) return true;
         }
-        if (s_resolve_puback(js, ev)) return true;
+        /* Empty. Reset the wake-up once, then look once more: an event pushed after that
+           look finds the queue empty and writes the eventfd again, so none is left
+           behind unannounced. (Resetting after the last look would lose it.) */
+        if (cleared) return false;
+        uint64_t drained;
+        ssize_t n = read(js->efd, &drained, sizeof drained);
+        (void)n;
     }
-    return false;
 }
 
 void pp_jetstream_set_fetching(pp_jetstream_t *js, bool on)

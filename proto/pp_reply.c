@@ -23,20 +23,40 @@ static int s_pack_str(msgpack_packer *pk, const char *s, size_t len)
 
 int pp_reply_encode_ok(const char *msg_id, size_t msg_id_len, msgpack_sbuffer *out)
 {
-    if (!msg_id || !out || msg_id_len == 0 || msg_id_len >= sizeof(((pp_reply_t *)0)->id))
+    return pp_reply_encode_ok_cid(msg_id, msg_id_len, NULL, 0, out);
+}
+
+static bool s_cid_ok(const char *cid, size_t cid_len)
+{
+    return cid_len == 0 || (cid && cid_len < sizeof(((pp_reply_t *)0)->cid));
+}
+
+int pp_reply_encode_ok_cid(const char *msg_id, size_t msg_id_len, const char *cid, size_t cid_len,
+                           msgpack_sbuffer *out)
+{
+    if (!msg_id || !out || msg_id_len == 0 || msg_id_len >= sizeof(((pp_reply_t *)0)->id) ||
+        !s_cid_ok(cid, cid_len))
         return -1;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) != 0 || s_pack_str(&pk, "ok", 2) != 0 ||
+    if (msgpack_pack_map(&pk, cid_len ? 3 : 2) != 0 || s_pack_str(&pk, "ok", 2) != 0 ||
         msgpack_pack_true(&pk) != 0 || s_pack_str(&pk, "id", 2) != 0 ||
         s_pack_str(&pk, msg_id, msg_id_len) != 0)
+        return -1;
+    if (cid_len && (s_pack_str(&pk, "cid", 3) != 0 || s_pack_str(&pk, cid, cid_len) != 0))
         return -1;
     return 0;
 }
 
 int pp_reply_encode_error(const char *reason, const char *detail, msgpack_sbuffer *out)
 {
-    if (!reason || !out) return -1;
+    return pp_reply_encode_error_cid(reason, detail, NULL, 0, out);
+}
+
+int pp_reply_encode_error_cid(const char *reason, const char *detail, const char *cid,
+                              size_t cid_len, msgpack_sbuffer *out)
+{
+    if (!reason || !out || !s_cid_ok(cid, cid_len)) return -1;
     size_t rlen = strlen(reason);
     if (rlen == 0 || rlen >= sizeof(((pp_reply_t *)0)->reason)) return -1;
     if (!detail) detail = "";
@@ -52,10 +72,12 @@ int pp_reply_encode_error(const char *reason, const char *detail, msgpack_sbuffe
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 3) != 0 || s_pack_str(&pk, "ok", 2) != 0 ||
+    if (msgpack_pack_map(&pk, cid_len ? 4 : 3) != 0 || s_pack_str(&pk, "ok", 2) != 0 ||
         msgpack_pack_false(&pk) != 0 || s_pack_str(&pk, "reason", 6) != 0 ||
         s_pack_str(&pk, reason, rlen) != 0 || s_pack_str(&pk, "detail", 6) != 0 ||
         s_pack_str(&pk, detail, dlen) != 0)
+        return -1;
+    if (cid_len && (s_pack_str(&pk, "cid", 3) != 0 || s_pack_str(&pk, cid, cid_len) != 0))
         return -1;
     return 0;
 }
@@ -114,6 +136,8 @@ static int s_decode_map(const msgpack_object *root, pp_reply_t *reply)
         } else if (s_key_is(&k->via.str, "reason")) {
             if (have_reason || s_copy_str(v, reply->reason, sizeof reply->reason) != 0) return -1;
             have_reason = true;
+        } else if (s_key_is(&k->via.str, "cid")) {
+            if (reply->cid[0] || s_copy_str(v, reply->cid, sizeof reply->cid) != 0) return -1;
         } else if (s_key_is(&k->via.str, "detail")) {
             if (have_detail || s_copy_detail(v, reply->detail, sizeof reply->detail) != 0)
                 return -1;

@@ -50,6 +50,32 @@ static void test_ok_round_trip(void **state)
     assert_string_equal(r.detail, "");
 }
 
+/*  With durability on, verdicts can overtake each other: "cid" names the frame. */
+static void test_cid_round_trip(void **state)
+{
+    (void)state;
+    assert_int_equal(pp_reply_encode_ok_cid("m1", 2, "order-7", 7, &sb), 0);
+    pp_reply_t r;
+    assert_int_equal(decode_sb(&r), 0);
+    assert_true(r.ok);
+    assert_string_equal(r.id, "m1");
+    assert_string_equal(r.cid, "order-7");
+    msgpack_sbuffer_clear(&sb);
+    assert_int_equal(pp_reply_encode_error_cid("overloaded", "full", "order-8", 7, &sb), 0);
+    assert_int_equal(decode_sb(&r), 0);
+    assert_false(r.ok);
+    assert_string_equal(r.reason, "overloaded");
+    assert_string_equal(r.cid, "order-8");
+    msgpack_sbuffer_clear(&sb);
+    /* no cid: the map is the one without it, byte for byte */
+    assert_int_equal(pp_reply_encode_ok_cid("m1", 2, NULL, 0, &sb), 0);
+    assert_int_equal(decode_sb(&r), 0);
+    assert_string_equal(r.cid, "");
+    char big[100];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(pp_reply_encode_ok_cid("m1", 2, big, sizeof big, &sb), -1);
+}
+
 static void test_ok_exact_bytes(void **state)
 {
     (void)state;
@@ -417,6 +443,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ok_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cid_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ok_exact_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_null_detail, setup, teardown),

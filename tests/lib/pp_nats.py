@@ -69,12 +69,27 @@ class NatsNode:
         return None
 
 
+def wait_ready(nodes, timeout=30):
+    """Waits until every node is up and the JetStream cluster has a meta leader."""
+    def ready():
+        for n in nodes:
+            try:
+                j = n.jsz()
+            except OSError:
+                return False
+            if n.cluster_port and not j.get("meta_cluster", {}).get("leader"):
+                return False
+        return True
+    h.wait_for(ready, timeout, interval=0.2, what="NATS JetStream cluster")
+
+
 def cluster(wd, n=3, host="127.0.0.1"):
-    """n JetStream nodes routed to each other on loopback."""
+    """n JetStream nodes routed to each other on loopback, ready (a meta leader elected)."""
     cports = [h.free_port() for _ in range(n)]
     nodes = []
     for i in range(n):
         routes = ["nats-route://%s:%d" % (host, p) for j, p in enumerate(cports) if j != i]
         nodes.append(NatsNode(wd, "n%d" % (i + 1), host=host, cluster_port=cports[i],
                               routes=routes))
+    wait_ready(nodes)
     return nodes
