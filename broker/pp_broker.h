@@ -45,8 +45,8 @@ typedef struct {
     pp_frame_limits_t limits;
     size_t queue_msgs[PP_STAGE_COUNT];
     size_t queue_bytes[PP_STAGE_COUNT];
-    bool durable;          /* broker.durability "jetstream": accepted means stored */
-    pp_jetstream_cfg_t js; /* broker.jetstream.* */
+    bool durable;            /* broker.durability "jetstream": accepted means stored */
+    pp_jetstream_cfg_t js;   /* broker.jetstream.* */
     char servers_text[2048]; /* a comma-separated servers string, split into js.servers */
 } pp_broker_config_t;
 

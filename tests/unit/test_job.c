@@ -170,10 +170,16 @@ static void test_peek_kind_rejects_garbage(void **state)
     assert_int_equal(pp_job_peek_kind("\x81\x01", 2), 0);
     assert_int_equal(pp_job_peek_kind("\x93\x03", 2), PP_JOB_MQTT);
     pp_str_t id;
-    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\xa2" "ab", 6, &id), 0);
+    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\xa2"
+                                        "ab",
+                                        6, &id),
+                     0);
     assert_int_equal(id.len, 2);
     assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\x05", 4, &id), -1);
-    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\xd9\x09" "ab", 7, &id), -1);
+    assert_int_equal(pp_job_peek_msg_id("\x93\x03\x01\xd9\x09"
+                                        "ab",
+                                        7, &id),
+                     -1);
 }
 
 int main(void)
