@@ -1,7 +1,14 @@
-"""No single point of loss (issue 10), on loopback: two brokers, each with its own
-resolver and mqtt-sender ("host A" and "host B"), durability "jetstream" on a three-node
-NATS JetStream cluster with the stream replicated three times (R3), real redis-server and
-mosquitto.
+"""No single point of loss (issue 10): two brokers, each with its own resolver and
+mqtt-sender ("host A" and "host B"), durability "jetstream" on a three-node NATS JetStream
+cluster with the stream replicated three times (R3), real redis-server and mosquitto.
+
+As root the eight "hosts" are network namespaces on one bridge (like e2e_multihost):
+
+    10.214.0.1-3  nats-server n1, n2, n3          10.214.0.4  broker A + resolver + sender
+    10.214.0.5    broker B + resolver + sender    10.214.0.6  redis-server, mosquitto, sub
+    10.214.0.200  this test (the client): a veth from its own network into the bridge
+
+Without root, everything runs on loopback.
 
 A client sends acknowledged pushes, each with its own client message id, to broker A and,
 when A does not answer, resends what is unanswered to broker B (the same ids:
@@ -13,8 +20,12 @@ JetStream's Nats-Msg-Id window stores each once).
    delivered, and no push waits longer than the failover allows.
 3. Every push is accepted exactly once from the client's point of view (one "accepted"
    per id counted by the client), whatever broker answered."""
+import atexit
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -22,7 +33,7 @@ import msgpack
 import zmq
 
 import pp_harness as h
-from e2e_common import LOCAL, PREFIX, Subscriber
+from e2e_common import LOCAL, PREFIX, Host, Subscriber
 from pp_nats import cluster
 
 args = h.parse_args()
@@ -30,11 +41,99 @@ ck = h.Checks()
 wd = h.workdir("e2e-durable")
 N = 10000
 ACK_WAIT_MS = 3000
+NET = "10.214.0"
+TAG = "e2d%d" % (os.getpid() % 100000)
 
-nats = cluster(wd, 3)
-redis = h.Redis(wd)
-mqtt = h.Mosquitto(wd)
-sub = Subscriber(wd, LOCAL, "127.0.0.1", mqtt.port)
+
+def ip(*argv, check=True):
+    return subprocess.run(["ip"] + [str(a) for a in argv], check=check, capture_output=True)
+
+
+def netns_ok():
+    return os.geteuid() == 0 and ip("netns", "list", check=False).returncode == 0
+
+
+def remove_stale():
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True).stdout.decode()
+    for line in out.splitlines():
+        m = re.match(r"(e2d(\d+)(h\d|br))\b", line)
+        if m and not any(os.path.exists("/proc/%d" % p) for p in
+                         range(int(m.group(2)), 4194304, 100000)):
+            for pid in ip("netns", "pids", m.group(1), check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
+            ip("netns", "del", m.group(1), check=False)
+
+
+def make_net(n):
+    """n host namespaces and this process on one bridge. Returns [Host] of 1..n."""
+    remove_stale()
+    br = TAG + "br"
+    root_if = TAG + "r"
+
+    def teardown():
+        h._cleanup()
+        ip("link", "del", root_if, check=False)
+        for i in range(1, n + 1):
+            ip("netns", "del", "%sh%d" % (TAG, i), check=False)
+        ip("netns", "del", br, check=False)
+    atexit.register(teardown)
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(1))
+    ip("netns", "add", br)
+    ip("netns", "exec", br, "ip", "link", "add", "br0", "type", "bridge")
+    ip("netns", "exec", br, "ip", "link", "set", "br0", "up")
+    hosts = []
+    for i in range(1, n + 2):
+        root = i == n + 1
+        ns = None if root else "%sh%d" % (TAG, i)
+        if ns:
+            ip("netns", "add", ns)
+            ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "p%d" % i,
+               "netns", br)
+        else:
+            ip("link", "add", root_if, "type", "veth", "peer", "name", "p%d" % i, "netns", br)
+        ip("netns", "exec", br, "ip", "link", "set", "p%d" % i, "master", "br0")
+        ip("netns", "exec", br, "ip", "link", "set", "p%d" % i, "up")
+        addr = "%s.%d" % (NET, 200 if root else i)
+        if ns:
+            ip("netns", "exec", ns, "ip", "addr", "add", addr + "/24", "dev", "eth0")
+            ip("netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            hosts.append(Host(ns, addr))
+        else:
+            ip("addr", "add", addr + "/24", "dev", root_if)
+            ip("link", "set", root_if, "up")
+    return hosts
+
+
+if netns_ok():
+    hosts = make_net(6)
+    print("network namespaces %s*: NATS on .1-.3, host A .4, host B .5, data .6" % TAG,
+          flush=True)
+    nats_places = [(x.addr, x.ns) for x in hosts[:3]]
+    site_hosts = {"a": hosts[3], "b": hosts[4]}
+    data = hosts[5]
+else:
+    print("not root: everything on loopback", flush=True)
+    nats_places = None
+    site_hosts = {"a": LOCAL, "b": LOCAL}
+    data = LOCAL
+
+nats = cluster(wd, 3, places=nats_places)
+redis_port, mqtt_port = h.free_port(), h.free_port()
+data.proc(["redis-server", "--port", redis_port, "--bind", data.addr, "--save", "",
+           "--appendonly", "no", "--protected-mode", "no", "--dir", wd],
+          os.path.join(wd, "redis.log"))
+with open(os.path.join(wd, "mosquitto.conf"), "w") as f:
+    f.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 1000000\nmax_inflight_messages 0\n" % (mqtt_port, data.addr))
+data.proc(["mosquitto", "-c", os.path.join(wd, "mosquitto.conf")],
+          os.path.join(wd, "mosquitto.log"))
+h.wait_port(redis_port, 15, host=data.addr)
+h.wait_port(mqtt_port, 15, host=data.addr)
+sub = Subscriber(wd, data, data.addr, mqtt_port)
 
 
 class Site:
@@ -42,34 +141,43 @@ class Site:
 
     def __init__(self, name):
         self.name = name
+        self.host = site_hosts[name]
+        self.addr = self.host.addr
         self.base = h.free_ports(7)
         self.mports = [h.free_port() for _ in range(3)]
         cfg = {
             "log_level": "info",
-            "broker_address": "tcp://127.0.0.1:%d" % self.base,
-            "broker": {"metrics_port": self.mports[0], "drain_ms": 2000,
-                       "durability": "jetstream",
+            "broker_address": "tcp://%s:%d" % (self.addr, self.base),
+            # CURVE is off in this test; its hosts are namespaces on a private bridge.
+            "insecure_bind": True,
+            "broker": {"metrics_port": self.mports[0], "metrics_address": self.addr,
+                       "drain_ms": 2000, "durability": "jetstream",
                        "jetstream": {"servers": [n.url for n in nats], "replicas": 3,
                                      "ack_wait_ms": ACK_WAIT_MS, "publish_timeout_ms": 4000}},
-            "resolver": {"redis": {"host": "127.0.0.1", "port": redis.port},
-                         "mqtt_prefix": PREFIX},
-            "mqtt_sender": {"uri": "tcp://127.0.0.1:%d" % mqtt.port, "qos": 1},
+            "resolver": {"redis": {"host": data.addr, "port": redis_port},
+                         "mqtt_prefix": PREFIX, "metrics_address": self.addr},
+            "mqtt_sender": {"uri": "tcp://%s:%d" % (data.addr, mqtt_port), "qos": 1,
+                            "metrics_address": self.addr},
         }
         path = h.write_config(wd, cfg, "%s.json" % name)
         self.procs = []
         for i, prog in enumerate(("pushpipe-broker", "pushpipe-resolver",
                                   "pushpipe-mqtt-sender")):
-            p = h.Proc([h.binary(args.build_dir, prog), "--config", path, "--metrics-port",
-                        self.mports[i]], os.path.join(wd, "%s-%s.log" % (name, prog)))
-            h.wait_port(self.mports[i], 20)
+            p = self.host.proc([h.binary(args.build_dir, prog), "--config", path,
+                                "--metrics-port", self.mports[i]],
+                               os.path.join(wd, "%s-%s.log" % (name, prog)))
+            try:
+                h.wait_port(self.mports[i], 20, host=self.addr)
+            except AssertionError:
+                raise RuntimeError("%s did not start:\n%s" % (prog, p.output()[-2000:]))
             self.procs.append(p)
 
     @property
     def submit(self):
-        return "tcp://127.0.0.1:%d" % (self.base + 1)
+        return "tcp://%s:%d" % (self.addr, self.base + 1)
 
     def metric(self, name, **labels):
-        return h.metric(self.mports[0], name, **labels)
+        return h.metric(self.mports[0], name, host=self.addr, **labels)
 
     def kill(self):
         for p in self.procs:
@@ -155,6 +263,7 @@ def wait_delivered(first, n, timeout=120):
 
 
 a, b = Site("a"), Site("b")
+ck.check(True, "two brokers up (%s, %s), NATS cluster of 3 ready" % (a.addr, b.addr))
 
 # 1. kill -9 host A mid-stream
 cl = Client([a, b], 0, N)

@@ -234,10 +234,10 @@ def binary(build_dir, name):
     raise FileNotFoundError("%s not built under %s" % (name, build_dir))
 
 
-def metrics(port):
+def metrics(port, host="127.0.0.1"):
     """Fetches a process's Prometheus text and returns {series: value}."""
     import urllib.request
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+    with urllib.request.urlopen("http://%s:%d/metrics" % (host, port), timeout=5) as r:
         text = r.read().decode()
     out = {}
     for line in text.splitlines():
@@ -248,10 +248,10 @@ def metrics(port):
     return out
 
 
-def metric(port, name, **labels):
+def metric(port, name, host="127.0.0.1", **labels):
     """Sums the series of pushpipe_<name> whose labels include the given ones."""
     total = 0.0
-    for k, v in metrics(port).items():
+    for k, v in metrics(port, host).items():
         if not k.startswith("pushpipe_%s{" % name):
             continue
         if all(('%s="%s"' % (lk, lv)) in k for lk, lv in labels.items()):

@@ -46,8 +46,7 @@ class NatsNode:
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns] + argv
         self.proc = h.Proc(argv, os.path.join(self.wd, "nats-%s.log" % self.name))
-        if not self.netns:
-            h.wait_port(self.port, 15, host=self.host)
+        h.wait_port(self.port, 15, host=self.host)  # in a namespace: reached over the bridge
 
     def kill(self):
         self.proc.kill()
@@ -83,13 +82,16 @@ def wait_ready(nodes, timeout=30):
     h.wait_for(ready, timeout, interval=0.2, what="NATS JetStream cluster")
 
 
-def cluster(wd, n=3, host="127.0.0.1"):
-    """n JetStream nodes routed to each other on loopback, ready (a meta leader elected)."""
+def cluster(wd, n=3, host="127.0.0.1", places=None):
+    """n JetStream nodes routed to each other, ready (a meta leader elected): on loopback,
+    or at places, a list of n (address, network namespace) pairs."""
+    places = places or [(host, None)] * n
     cports = [h.free_port() for _ in range(n)]
     nodes = []
     for i in range(n):
-        routes = ["nats-route://%s:%d" % (host, p) for j, p in enumerate(cports) if j != i]
-        nodes.append(NatsNode(wd, "n%d" % (i + 1), host=host, cluster_port=cports[i],
-                              routes=routes))
+        routes = ["nats-route://%s:%d" % (places[j][0], p) for j, p in enumerate(cports)
+                  if j != i]
+        nodes.append(NatsNode(wd, "n%d" % (i + 1), host=places[i][0], cluster_port=cports[i],
+                              routes=routes, netns=places[i][1]))
     wait_ready(nodes)
     return nodes
