@@ -66,10 +66,19 @@ def main():
     ap.add_argument("--singles", type=int, default=10000)
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--baseline-rps", type=float, default=0.0)
+    ap.add_argument("--durable", action="store_true",
+                    help="broker.durability jetstream against a local nats-server")
     args = ap.parse_args()
     wd = h.workdir("bench-e2e")
     print("workdir %s" % wd, flush=True)
-    pl = e.Pipeline(os.path.abspath(args.build_dir), wd, log_level="warn")
+    overrides = None
+    if args.durable:
+        from pp_nats import NatsNode
+        nats = NatsNode(wd)
+        overrides = {"broker.durability": "jetstream",
+                     "broker.jetstream": {"servers": nats.url}}
+        print("durability: jetstream on %s" % nats.url, flush=True)
+    pl = e.Pipeline(os.path.abspath(args.build_dir), wd, log_level="warn", overrides=overrides)
     t = time.time()
     pl.seed(users={}, groups={}, n_bulk=args.members)
     print("seeded %d users in %.1f s" % (args.members, time.time() - t), flush=True)
