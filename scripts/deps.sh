@@ -8,7 +8,7 @@ PKGS=(
   libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libpaho-mqtt-dev
   libssl-dev libnghttp2-dev libjansson-dev libmicrohttpd-dev libcmocka-dev
   redis-server redis-tools mosquitto mosquitto-clients nghttp2-client openssl
-  python3 python3-zmq python3-msgpack python3-redis python3-paho-mqtt python3-yaml
+  python3 python3-zmq python3-msgpack python3-redis python3-paho-mqtt python3-yaml python3-cryptography
   nats-server libnats-dev
   iproute2 procps curl
 )

@@ -21,6 +21,7 @@ PY_PACKAGES = {
     "redis": "python3-redis",
     "paho": "python3-paho-mqtt",
     "yaml": "python3-yaml",
+    "cryptography": "python3-cryptography",
 }
 
 # Programs the tests and scripts run -> the Debian package that provides them.
@@ -77,7 +78,7 @@ def main():
     errors = []
     seen = set()
     for path in repo_files((".py",)):
-        for mod in imports_of(path):
+        for mod in sorted(set(imports_of(path))):
             if mod in sys.stdlib_module_names or mod in local:
                 continue
             seen.add(mod)
