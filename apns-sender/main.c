@@ -1,19 +1,48 @@
 /*  pushpipe-apns-sender: delivers APNS jobs from the broker to Apple (see
-    docs/apns-sender.md). */
+    docs/apns-sender.md). The skeleton only; the work is in pp_apns_sender.c. */
 #include "pp_apns_sender.h"
+#include "pp_apns_sender_config.h"
+#include "pp_curve.h"
+#include "pp_linkset.h"
 #include "pp_proc.h"
+
+#include <stddef.h>
 
 int main(int argc, char **argv)
 {
     pp_proc_t *proc = pp_proc_new("apns-sender", "apns_sender", NULL, argc, argv, NULL, NULL, NULL);
-    pp_apns_sender_t *sender = pp_apns_sender_new(proc);
-    if (!sender || pp_proc_ready(proc, 9620) != 0) {
-        pp_apns_sender_destroy(&sender);
+    pp_config_t *config = pp_proc_config(proc);
+    const char *brokers[PP_LINKSET_MAX];
+    size_t n_brokers = pp_proc_broker_addresses(proc, brokers, PP_LINKSET_MAX);
+    pp_apns_sender_config_t cfg;
+    pp_apns_sender_config_read(config, &cfg, brokers, n_brokers);
+    pp_curve_t *curve = pp_curve_new(config, false);
+    if (!curve || pp_proc_ready(proc, 9620) != 0) {
+        pp_apns_sender_config_clear(&cfg);
+        pp_curve_destroy(&curve);
         pp_proc_destroy(&proc);
         return 2;
     }
-    int rc = pp_apns_sender_run(sender);
+    /* One link per broker (pp_proc checked the addresses and their count). */
+    const char *eps[PP_LINKSET_MAX];
+    for (size_t i = 0; i < cfg.n_links; i++)
+        eps[i] = cfg.link_endpoint[i];
+    pp_linkset_t *link = NULL;
+    if (cfg.n_links == n_brokers)
+        link = pp_linkset_new(eps, cfg.n_links, curve, pp_proc_metrics(proc), cfg.window,
+                              cfg.heartbeat_ms);
+    pp_apns_sender_t *sender = link ? pp_apns_sender_new(&cfg, pp_proc_metrics(proc), link) : NULL;
+    int rc = 1;
+    if (sender) {
+        rc = pp_apns_sender_run(sender) == 0 ? 0 : 1;
+        pp_apns_sender_drain(sender);
+    }
+    /* Flushes the acks and says "B": the hubs send what was not acked to other senders. */
+    pp_linkset_destroy(&link);
     pp_apns_sender_destroy(&sender);
+    pp_apns_sender_config_clear(&cfg);
+    pp_curve_destroy(&curve);
     pp_proc_destroy(&proc);
+    pp_info("stopped", "exit=%d", rc);
     return rc;
 }

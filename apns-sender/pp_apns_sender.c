@@ -1,17 +1,17 @@
 #include "pp_apns_sender.h"
 
 #include "pp_apns_apps.h"
+#include "pp_apns_classify.h"
 #include "pp_apns_dns.h"
 #include "pp_apns_keepalive.h"
 #include "pp_apns_notif.h"
-#include "pp_apns_redis.h"
 #include "pp_curve.h"
-#include "pp_endpoints.h"
 #include "pp_h2pool.h"
 #include "pp_job.h"
 #include "pp_jwt_share.h"
 #include "pp_limits.h"
 #include "pp_linkset.h"
+#include "pp_proc.h"
 #include "pp_retryq.h"
 #include "pp_token_gc.h"
 #include "pp_uuid.h"
@@ -31,27 +31,19 @@
 #define S_TIMEOUTS_TO_REPLACE 3
 
 typedef struct {
-    char host[256];
-    int port;
-} s_hostport_t;
-
-typedef struct {
     uint64_t seq;
     zmq_msg_t body;
 } s_stashed_t;
 
 struct pp_apns_sender_t {
-    pp_proc_t *proc;
-    pp_config_t *cfg;
     pp_metrics_t *m;
-    pp_curve_t *curve;
     pp_apns_apps_t *apps;
     pp_jwt_share_t *jwt;
     pp_token_gc_t *gc;
     pp_retryq_t *retryq;
-    pp_linkset_t *link; /* one link per broker; NULL once closed: jobs finished after that
-                           are not acked */
-    s_hostport_t hosts[2];
+    pp_linkset_t *link; /* one link per broker (borrowed); NULL once left: jobs finished after
+                           that are not acked */
+    pp_apns_hostport_t hosts[2];
     pp_h2pool_t *pools[S_MAX_POOLS];
     size_t n_pools;
     /* settings */
@@ -72,6 +64,9 @@ struct pp_apns_sender_t {
     size_t stash_cap, stash_head, stash_n;
     bool paused; /* no new credit to the hub (backpressure or stopping) */
     bool warn_no_redis;
+    bool failed;             /* the loop hit a fatal error: no drain */
+    int link_ms;             /* until the link's next timer (pp_linkset_tick) */
+    uint64_t drain_deadline; /* 0 until the drain starts */
     /* metrics */
     pp_metric_t *sent, *resent, *delivered[2], *expired, *unknown_ident, *not_configured;
     pp_metric_t *connections, *reconnects, *goaways, *in_flight, *pending_g, *bad_job, *jobs;
@@ -83,27 +78,6 @@ static pp_ratelimit_t s_rl_job = PP_RATELIMIT_INIT(10000, 10);
 static pp_ratelimit_t s_rl_resp = PP_RATELIMIT_INIT(10000, 20);
 
 /* ---- configuration ---------------------------------------------------------------- */
-
-static void s_hostport(pp_config_t *cfg, const char *key, const char *def, s_hostport_t *out)
-{
-    const char *v = pp_config_str(cfg, key, def);
-    const char *colon = strrchr(v, ':');
-    char *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : 443;
-    size_t hlen = colon ? (size_t)(colon - v) : strlen(v);
-    if (v[0] == '[' && colon && colon > v && colon[-1] == ']') { /* [v6]:port */
-        v++;
-        hlen -= 2;
-    }
-    if ((colon && (!end || *end || port < 1 || port > 65535)) || hlen == 0 ||
-        hlen >= sizeof out->host) {
-        pp_config_fail(cfg, key, "\"%s\" is not HOST:PORT", pp_config_str(cfg, key, def));
-        return;
-    }
-    memcpy(out->host, v, hlen);
-    out->host[hlen] = '\0';
-    out->port = (int)port;
-}
 
 static void s_metrics(pp_apns_sender_t *s)
 {
@@ -156,59 +130,38 @@ static void s_metrics(pp_apns_sender_t *s)
         pp_metrics_counter(m, "conn_replaced_total", rh, "reason=\"no_streams\"");
 }
 
-pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
+static void s_keepalive(void *arg);
+
+pp_apns_sender_t *pp_apns_sender_new(pp_apns_sender_config_t *cfg, pp_metrics_t *metrics,
+                                     pp_linkset_t *links)
 {
     pp_apns_sender_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->proc = proc;
-    s->cfg = pp_proc_config(proc);
     /* Backoff jitter comes from rand(): seed it per process so that several senders that
        lost the same server do not come back in step. */
     srand((unsigned)getpid() ^ (unsigned)pp_wall_us());
-    s->m = pp_proc_metrics(proc);
-    pp_config_t *c = s->cfg;
-    pp_proc_broker_address(proc);
-    s->curve = pp_curve_new(c, false);
-    s_hostport(c, "apns_sender.hosts.sandbox", "api.sandbox.push.apple.com:443", &s->hosts[0]);
-    s_hostport(c, "apns_sender.hosts.production", "api.push.apple.com:443", &s->hosts[1]);
-    const char *ca_file = pp_config_str(c, "apns_sender.ca_file", "");
-    s->apps = pp_apns_apps_new(c, ca_file);
-    s->max_attempts = (int)pp_config_int(c, "apns_sender.retry.max_attempts", 5, 1, 100);
-    s->retry_base_ms = (uint32_t)pp_config_int(c, "apns_sender.retry.base_ms", 1000, 1, 3600000);
-    s->retry_max_ms = (uint32_t)pp_config_int(c, "apns_sender.retry.max_ms", 60000, 1, 86400000);
-    s->max_pending = (size_t)pp_config_int(c, "apns_sender.max_pending", 100000, 1, 100000000);
-    s->drain_ms = (uint32_t)pp_config_int(c, "apns_sender.drain_ms", 10000, 0, 3600000);
-    s->ping_interval_ms =
-        (uint32_t)pp_config_int(c, "apns_sender.ping_interval_s", 60, 0, 86400) * 1000;
-    s->timeout_ms = (uint32_t)pp_config_int(c, "apns_sender.timeout_ms", 10000, 100, 600000);
-    /* Every request's deadline: without one, a stream the server never answers holds its
-       notification, and so its job and a slot of the link's window, forever. */
-    s->request_timeout_ms =
-        (uint32_t)pp_config_int(c, "apns_sender.request_timeout_ms", 5000, 100, 3600000);
-    s->reconnect_min_ms =
-        (uint32_t)pp_config_int(c, "apns_sender.reconnect_min_ms", 500, 10, 600000);
-    s->reconnect_max_ms =
-        (uint32_t)pp_config_int(c, "apns_sender.reconnect_max_ms", 30000, 10, 3600000);
-    s->window =
-        (uint32_t)pp_config_int(c, "apns_sender.link.window", 256, 1, (int64_t)PP_LINK_MAX_WINDOW);
-    s->heartbeat_ms = (uint32_t)pp_config_int(c, "apns_sender.link.heartbeat_ms", 1000, 100, 60000);
-    s->max_resends = (int)pp_config_int(c, "apns_sender.max_resends", 10, 1, 1000);
-    pp_jwt_timing_t jt;
-    jt.renew_s = pp_config_int(c, "apns_sender.jwt.renew_s", 3000, 1, 3600);
-    jt.min_renew_s = pp_config_int(c, "apns_sender.jwt.min_renew_s", 1200, 0, 3600);
-    jt.max_age_s = pp_config_int(c, "apns_sender.jwt.max_age_s", 3300, 1, 3600);
-    jt.refused_resign_s = pp_config_int(c, "apns_sender.jwt.refused_resign_s", 60, 1, 3600);
-    if (jt.min_renew_s > jt.renew_s || jt.renew_s > jt.max_age_s)
-        pp_config_fail(c, "apns_sender.jwt", "need min_renew_s <= renew_s <= max_age_s");
-    pp_apns_redis_opts_t ro;
-    pp_apns_redis_opts_read(c, &ro);
-    bool remove = pp_config_bool(c, "apns_sender.remove_invalid_tokens", true);
-    const char *list = pp_config_str(c, "apns_sender.invalid_token_list", "");
-    const char *prefix = pp_config_str(c, "apns_sender.user_key_prefix", "User:");
+    s->m = metrics;
+    s->apps = cfg->apps;
+    cfg->apps = NULL;
+    memcpy(s->hosts, cfg->hosts, sizeof s->hosts);
+    s->max_attempts = cfg->max_attempts;
+    s->retry_base_ms = cfg->retry_base_ms;
+    s->retry_max_ms = cfg->retry_max_ms;
+    s->max_pending = cfg->max_pending;
+    s->drain_ms = cfg->drain_ms;
+    s->ping_interval_ms = cfg->ping_interval_ms;
+    s->timeout_ms = cfg->timeout_ms;
+    s->request_timeout_ms = cfg->request_timeout_ms;
+    s->reconnect_min_ms = cfg->reconnect_min_ms;
+    s->reconnect_max_ms = cfg->reconnect_max_ms;
+    s->window = cfg->window;
+    s->heartbeat_ms = cfg->heartbeat_ms;
+    s->max_resends = cfg->max_resends;
     s_metrics(s);
     pp_apns_dns_metrics(s->m);
-    s->jwt = pp_jwt_share_new(&ro, &jt, s->m);
-    s->gc = pp_token_gc_new(&ro, remove, list, prefix, s->m);
+    s->jwt = pp_jwt_share_new(&cfg->redis, &cfg->jwt, s->m);
+    s->gc = pp_token_gc_new(&cfg->redis, cfg->remove_invalid_tokens, cfg->invalid_token_list,
+                            cfg->user_key_prefix, s->m);
     s->retryq = pp_retryq_new();
     /* Room for the window twice over: after a hub restart ("W") jobs of the old hub are
        still held while the new one fills the window again. */
@@ -226,7 +179,15 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
         pp_apns_sender_destroy(&s);
         return NULL;
     }
-    if (remove && !ro.enabled) pp_warn("invalid_tokens_not_removed", "why=no_redis_configured");
+    if (cfg->remove_invalid_tokens && !cfg->redis.enabled)
+        pp_warn("invalid_tokens_not_removed", "why=no_redis_configured");
+    s->link = links;
+    /* Long h2 work (TLS handshakes, host lookups) ticks the link through this hook. */
+    pp_apns_keepalive_set(s_keepalive, s);
+    for (size_t i = 0; i < pp_linkset_size(links); i++)
+        pp_info("broker_connected", "endpoint=%s apps=%zu window=%u heartbeat_ms=%u",
+                pp_linkset_endpoint(links, i), pp_apns_apps_count(s->apps), s->window,
+                s->heartbeat_ms);
     return s;
 }
 
@@ -235,47 +196,6 @@ pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc)
 static int64_t s_wall_s(void)
 {
     return (int64_t)(pp_wall_us() / 1000000);
-}
-
-/*  Label values come from Apple's answers: keep them to the documented set so that a
-    server sending arbitrary reasons cannot grow the metrics without bound. */
-static const char *s_reason_label(const char *reason)
-{
-    static const char *const known[] = {"BadCollapseId",
-                                        "BadDeviceToken",
-                                        "BadExpirationDate",
-                                        "BadMessageId",
-                                        "BadPriority",
-                                        "BadTopic",
-                                        "DeviceTokenNotForTopic",
-                                        "DuplicateHeaders",
-                                        "IdleTimeout",
-                                        "InvalidPushType",
-                                        "MissingDeviceToken",
-                                        "MissingTopic",
-                                        "PayloadEmpty",
-                                        "TopicDisallowed",
-                                        "BadCertificate",
-                                        "BadCertificateEnvironment",
-                                        "ExpiredProviderToken",
-                                        "Forbidden",
-                                        "InvalidProviderToken",
-                                        "MissingProviderToken",
-                                        "UnrelatedKeyIdInToken",
-                                        "BadPath",
-                                        "MethodNotAllowed",
-                                        "ExpiredToken",
-                                        "Unregistered",
-                                        "PayloadTooLarge",
-                                        "TooManyProviderTokenUpdates",
-                                        "TooManyRequests",
-                                        "InternalServerError",
-                                        "ServiceUnavailable",
-                                        "Shutdown",
-                                        NULL};
-    for (int i = 0; known[i]; i++)
-        if (!strcmp(known[i], reason)) return known[i];
-    return "other";
 }
 
 static void s_count(pp_apns_sender_t *s, const char *name, const char *help, const char *key,
@@ -365,39 +285,34 @@ static void s_on_response(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, in
     (void)pool;
     pp_apns_sender_t *s = owner;
     const pp_apns_msg_t *m = n->msg;
-    if (status == 200) {
+    char reason_raw[96] = "";
+    int64_t ts = 0;
+    if (status != 200) s_parse_body(body, body_len, reason_raw, sizeof reason_raw, &ts);
+    const char *reason = pp_apns_reason_label(status, reason_raw);
+    int64_t wait_ms = 0;
+    switch (pp_apns_classify(status, reason_raw, m->app->cred != NULL)) {
+    case PP_APNS_DELIVERED:
         pp_metric_inc(s->delivered[m->env ? 1 : 0]);
         s_free(s, &n);
         return;
-    }
-    char reason_raw[96];
-    int64_t ts;
-    s_parse_body(body, body_len, reason_raw, sizeof reason_raw, &ts);
-    const char *reason = s_reason_label(reason_raw);
-    if (status == 410 || (status == 400 && (!strcmp(reason, "BadDeviceToken") ||
-                                            !strcmp(reason, "DeviceTokenNotForTopic")))) {
-        const char *r = status == 410 && !strcmp(reason, "other") ? "Unregistered" : reason;
-        s_count(s, "invalid_token_total", "Device tokens APNs called invalid", "reason", r, 1);
-        pp_token_gc_add(s->gc, n->uid, n->token, r, m->app->ident, m->env, m->msg_id, ts);
+    case PP_APNS_DROP_TOKEN:
+        s_count(s, "invalid_token_total", "Device tokens APNs called invalid", "reason", reason, 1);
+        pp_token_gc_add(s->gc, n->uid, n->token, reason, m->app->ident, m->env, m->msg_id, ts);
         s_free(s, &n);
         return;
-    }
-    if (status == 403 && !strcmp(reason, "ExpiredProviderToken") && m->app->cred) {
-        int64_t wait_ms = pp_jwt_share_on_expired(s->jwt, m->app->cred, n->jwt_iat, s_wall_s());
+    case PP_APNS_REFRESH_JWT:
+        wait_ms = pp_jwt_share_on_expired(s->jwt, m->app->cred, n->jwt_iat, s_wall_s());
         s_retry(s, n, status, (uint64_t)wait_ms);
         return;
-    }
-    if (status == 403 && !strcmp(reason, "InvalidProviderToken") && m->app->cred) {
-        /* Not a config error to give up on: the token may be a bad one (say, adopted before
-           verification existed, or APNs lost track of it). Re-sign, retry, bounded by
-           refused_resign_s and the notification's attempts. */
-        int64_t wait_ms = pp_jwt_share_on_invalid(s->jwt, m->app->cred, n->jwt_iat, s_wall_s());
+    case PP_APNS_REPLACE_JWT:
+        wait_ms = pp_jwt_share_on_invalid(s->jwt, m->app->cred, n->jwt_iat, s_wall_s());
         s_retry(s, n, status, (uint64_t)wait_ms);
         return;
-    }
-    if (status == 429 || (status >= 500 && status <= 599)) {
+    case PP_APNS_RETRY:
         s_retry(s, n, status, 0);
         return;
+    case PP_APNS_REJECT:
+        break;
     }
     s_reject(s, reason, 1);
     uint32_t suppressed = 0;
@@ -727,35 +642,13 @@ static void s_keepalive(void *arg)
     if (s->link) pp_linkset_tick(s->link);
 }
 
-static int s_connect_broker(pp_apns_sender_t *s)
-{
-    /* One link per broker in broker_address. */
-    const char *brokers[PP_LINKSET_MAX], *eps[PP_LINKSET_MAX];
-    char ep[PP_LINKSET_MAX][256];
-    size_t n = pp_proc_broker_addresses(s->proc, brokers, PP_LINKSET_MAX);
-    if (n == 0 || n > PP_LINKSET_MAX) return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (pp_endpoint(brokers[i], PP_EP_APNS_OUT, ep[i], sizeof ep[i]) != 0) return -1;
-        eps[i] = ep[i];
-    }
-    s->link = pp_linkset_new(eps, n, s->curve, s->m, s->window, s->heartbeat_ms);
-    if (!s->link) {
-        pp_error("broker_connect_failed", "endpoint=%s links=%zu", ep[0], n);
-        return -1;
-    }
-    pp_apns_keepalive_set(s_keepalive, s);
-    for (size_t i = 0; i < n; i++)
-        pp_info("broker_connected", "endpoint=%s apps=%zu window=%u heartbeat_ms=%u", ep[i],
-                pp_apns_apps_count(s->apps), s->window, s->heartbeat_ms);
-    return 0;
-}
-
-/*  Flushes the acks, says "B" (the hub sends what we did not ack to other senders now),
-    closes. Notifications finished after this are not acked. */
-static void s_close_link(pp_apns_sender_t *s)
+/*  Stops acking (jobs finished after this are left to the broker) and drops the link,
+    which the caller owns and destroys: its "B" has the hub send what we did not ack to
+    other senders at once. */
+static void s_leave_link(pp_apns_sender_t *s)
 {
     pp_apns_keepalive_set(NULL, NULL);
-    pp_linkset_destroy(&s->link);
+    s->link = NULL;
 }
 
 static void s_update_gauges(pp_apns_sender_t *s)
@@ -802,59 +695,73 @@ static int s_poll_timeout(pp_apns_sender_t *s, uint64_t now, uint64_t drain_dead
     return t <= now ? 0 : (int)(t - now);
 }
 
+/*  One turn: wait for the link, the connections and the earliest timer, then do what is
+    due. Returns 0, or -1 when zmq_poll failed. */
+static int s_turn(pp_apns_sender_t *s, uint64_t now)
+{
+    static zmq_pollitem_t items[S_MAX_POLL];
+    s_ensure_tokens(s, s_wall_s());
+    /* ZMQ_POLLIN always: the hubs' heartbeats and "W" come here too */
+    size_t n = pp_linkset_poll_items(s->link, items, ZMQ_POLLIN);
+    size_t offs[S_MAX_POOLS + 1];
+    for (size_t i = 0; i < s->n_pools; i++) {
+        offs[i] = n;
+        n += pp_h2pool_fill_poll(s->pools[i], items + n, S_MAX_POLL - n);
+    }
+    offs[s->n_pools] = n;
+    int rc = zmq_poll(items, (int)n, s_poll_timeout(s, now, s->drain_deadline, s->link_ms));
+    if (rc < 0 && zmq_errno() != EINTR) {
+        pp_error("poll_failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
+        s->failed = true;
+        return -1;
+    }
+    now = pp_mono_ms();
+    /* Read every turn, not only on POLLIN: it costs one EAGAIN and the hub's control
+       messages (heartbeats, "W") are handled whatever the poll said. */
+    s_read_link(s);
+    s_start_jobs(s);
+    for (size_t i = 0; rc > 0 && i < s->n_pools; i++)
+        pp_h2pool_on_poll(s->pools[i], items + offs[i], offs[i + 1] - offs[i], now);
+    s_due_retries(s, now);
+    int64_t wall = s_wall_s();
+    for (size_t i = 0; i < s->n_pools; i++)
+        pp_h2pool_run(s->pools[i], now, wall);
+    pp_token_gc_flush(s->gc);
+    s_backpressure(s, s->drain_deadline != 0);
+    s->link_ms = pp_linkset_tick(s->link); /* acks of this turn, credit, heartbeat */
+    s_update_gauges(s);
+    return 0;
+}
+
 int pp_apns_sender_run(pp_apns_sender_t *s)
 {
-    if (s_connect_broker(s) != 0) return 1;
     if (pp_apns_apps_count(s->apps) == 0)
         pp_warn("no_apns_credentials",
                 "msg=\"no APNs credentials configured\" apps=0 effect=\"notifications are "
                 "counted in not_configured_total and dropped\"");
-    static zmq_pollitem_t items[S_MAX_POLL];
-    uint64_t drain_deadline = 0;
-    int link_ms = pp_linkset_tick(s->link);
-    for (;;) {
-        uint64_t now = pp_mono_ms();
-        if (pp_proc_stopping() && !drain_deadline) {
-            /* No new credit; jobs already granted still come and are done (or, when the
-               drain time runs out, left unacked for the hub to send elsewhere). */
-            drain_deadline = now + s->drain_ms + 1;
-            s_backpressure(s, true);
-            pp_info("draining", "pending=%zu jobs_held=%u drain_ms=%u", s->pending,
-                    pp_linkset_held(s->link), s->drain_ms);
+    s->link_ms = pp_linkset_tick(s->link);
+    while (!pp_proc_stopping())
+        if (s_turn(s, pp_mono_ms()) != 0) return -1;
+    return 0;
+}
+
+void pp_apns_sender_drain(pp_apns_sender_t *s)
+{
+    if (!s->link) return;
+    if (!s->failed) {
+        /* No new credit; jobs already granted still come and are done (or, when the drain
+           time runs out, left unacked for the hub to send elsewhere). */
+        s->drain_deadline = pp_mono_ms() + s->drain_ms + 1;
+        s_backpressure(s, true);
+        pp_info("draining", "pending=%zu jobs_held=%u drain_ms=%u", s->pending,
+                pp_linkset_held(s->link), s->drain_ms);
+        for (;;) {
+            uint64_t now = pp_mono_ms();
+            if ((s->pending == 0 && s->stash_n == 0 && pp_linkset_held(s->link) == 0) ||
+                now >= s->drain_deadline)
+                break;
+            if (s_turn(s, now) != 0) break;
         }
-        if (drain_deadline &&
-            ((s->pending == 0 && s->stash_n == 0 && pp_linkset_held(s->link) == 0) ||
-             now >= drain_deadline))
-            break;
-        s_ensure_tokens(s, s_wall_s());
-        /* ZMQ_POLLIN always: the hubs' heartbeats and "W" come here too */
-        size_t n = pp_linkset_poll_items(s->link, items, ZMQ_POLLIN);
-        size_t offs[S_MAX_POOLS + 1];
-        for (size_t i = 0; i < s->n_pools; i++) {
-            offs[i] = n;
-            n += pp_h2pool_fill_poll(s->pools[i], items + n, S_MAX_POLL - n);
-        }
-        offs[s->n_pools] = n;
-        int rc = zmq_poll(items, (int)n, s_poll_timeout(s, now, drain_deadline, link_ms));
-        if (rc < 0 && zmq_errno() != EINTR) {
-            pp_error("poll_failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
-            break;
-        }
-        now = pp_mono_ms();
-        /* Read every turn, not only on POLLIN: it costs one EAGAIN and the hub's control
-           messages (heartbeats, "W") are handled whatever the poll said. */
-        s_read_link(s);
-        s_start_jobs(s);
-        for (size_t i = 0; rc > 0 && i < s->n_pools; i++)
-            pp_h2pool_on_poll(s->pools[i], items + offs[i], offs[i + 1] - offs[i], now);
-        s_due_retries(s, now);
-        int64_t wall = s_wall_s();
-        for (size_t i = 0; i < s->n_pools; i++)
-            pp_h2pool_run(s->pools[i], now, wall);
-        pp_token_gc_flush(s->gc);
-        s_backpressure(s, drain_deadline != 0);
-        link_ms = pp_linkset_tick(s->link); /* acks of this turn, credit, heartbeat */
-        s_update_gauges(s);
     }
     uint32_t unacked = pp_linkset_held(s->link);
     if (s->pending || unacked) {
@@ -865,16 +772,15 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
                 s->pending, unacked);
     }
     pp_token_gc_flush(s->gc);
-    s_close_link(s);
-    pp_info("stopped", "pending=%zu jobs_not_acked=%u", s->pending, unacked);
-    return 0;
+    pp_info("drained", "pending=%zu jobs_not_acked=%u", s->pending, unacked);
+    s_leave_link(s);
 }
 
 void pp_apns_sender_destroy(pp_apns_sender_t **p)
 {
     if (!p || !*p) return;
     pp_apns_sender_t *s = *p;
-    if (s->link) s_close_link(s); /* first: what is destroyed below is not acked */
+    if (s->link) s_leave_link(s); /* first: what is destroyed below is not acked */
     for (size_t i = 0; i < s->n_pools; i++)
         pp_h2pool_destroy(&s->pools[i]);
     if (s->retryq) {
@@ -891,7 +797,6 @@ void pp_apns_sender_destroy(pp_apns_sender_t **p)
         s->stash_head = (s->stash_head + 1) % s->stash_cap;
     }
     free(s->stash);
-    pp_curve_destroy(&s->curve);
     free(s);
     *p = NULL;
 }

@@ -9,17 +9,30 @@
 #ifndef PP_APNS_SENDER_H
 #define PP_APNS_SENDER_H
 
-#include "pp_proc.h"
+#include "pp_apns_sender_config.h"
+#include "pp_linkset.h"
+#include "pp_metrics.h"
 
 typedef struct pp_apns_sender_t pp_apns_sender_t;
 
-/*  Reads the apns_sender section (errors go to the config; check with pp_proc_ready).
-    Returns NULL only when out of memory. */
-pp_apns_sender_t *pp_apns_sender_new(pp_proc_t *proc);
+/*  Creates the sender on cfg (read by pp_apns_sender_config_read and checked with
+    pp_proc_ready), taking over its apps table (cfg->apps becomes NULL), on connected links
+    to the brokers' apns_out hubs; metrics and links are borrowed. Returns NULL only when
+    out of memory. */
+pp_apns_sender_t *pp_apns_sender_new(pp_apns_sender_config_t *cfg, pp_metrics_t *metrics,
+                                     pp_linkset_t *links);
+/*  Frees everything; what it still held is not acked. Nulls *p. */
 void pp_apns_sender_destroy(pp_apns_sender_t **p);
 
-/*  Connects to the broker and runs until SIGTERM/SIGINT, then drains for at most
-    apns_sender.drain_ms. Returns the exit code (0, or 1 if the broker socket failed). */
+/*  Runs until SIGTERM/SIGINT (pp_proc_stopping). Returns 0, or -1 on a fatal error (the
+    poll failed). */
 int pp_apns_sender_run(pp_apns_sender_t *s);
+
+/*  Pauses the links (no new credit) and finishes what it holds or still receives on credit
+    already granted, for at most apns_sender.drain_ms (not at all after a fatal error);
+    counts and logs what was left (dropped_on_exit_total, drain_incomplete). Then leaves the
+    links: nothing is acked after this, and destroying the links ("B") has the hubs send
+    what was not acked to other senders. */
+void pp_apns_sender_drain(pp_apns_sender_t *s);
 
 #endif

@@ -1,12 +1,18 @@
 /*  pp_proc: the skeleton every pushpipe process shares: config, loop, metrics, stop.
 
-        pp_proc_t *proc = pp_proc_new("resolver", argc, argv, my_options, my_option_cb, me);
+        pp_proc_t *proc = pp_proc_new("resolver", "resolver", usage, argc, argv,
+                                      my_options, my_option_cb, me);
         // exits 2 with a clear message on a bad command line or config
-        ... read the program's keys with pp_config_* on pp_proc_config(proc) ...
-        if (pp_proc_ready(proc, sections))   // unknown keys, metrics server, "started" line
+        ... read the program's keys with pp_config_* on pp_proc_config(proc)
+            (<stage>/pp_<stage>_config.c), and pp_proc_broker_addresses ...
+        if (pp_proc_ready(proc, default_metrics_port) != 0)   // unknown keys, metrics, "started"
             return 2;
         while (!pp_proc_stopping()) { ... zmq_poll(...) ... }
+        ... bounded drain ...
         pp_proc_destroy(&proc);
+
+    broker/main.c and each worker's main.c show the whole shape (docs/DEVELOPING.md,
+    "Anatomy of a stage").
 
     Common flags: --config FILE, --broker ADDR[,ADDR...] (sets "broker_address"), --log-level L,
     --metrics-port N (sets "<section>.metrics_port"), --help, --version.

@@ -1,21 +1,26 @@
 /*  pushpipe-mqtt-sender: publishes MQTT jobs from the broker to an MQTT broker.
-    See docs/mqtt-sender.md. */
+    See docs/mqtt-sender.md. The skeleton only; the work is in pp_mqtt_sender.c, the keys
+    in pp_mqtt_sender_config.c. */
 #include "pp_curve.h"
-#include "pp_endpoints.h"
 #include "pp_linkset.h"
 #include "pp_mqtt_sender.h"
+#include "pp_mqtt_sender_config.h"
 #include "pp_proc.h"
 
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/random.h>
-#include <unistd.h>
 
 #define S_SECTION "mqtt_sender"
 #define S_DEFAULT_METRICS_PORT 9630
 
 enum { OPT_URI = 1000 };
+
+static const struct option s_options[] = {
+    {"uri", required_argument, NULL, OPT_URI},
+    {NULL, 0, NULL, 0},
+};
+
+static const char s_usage[] = "  --uri URI           the MQTT broker (mqtt_sender.uri; "
+                              "default tcp://127.0.0.1:1883)\n";
 
 static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
 {
@@ -27,130 +32,58 @@ static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
     return -1;
 }
 
-/*  Several senders connect at once and MQTT brokers drop the older connection of a
-    duplicate client id, so the default is unique per process. */
-static void s_default_client_id(char *out, size_t outlen)
-{
-    char host[64] = "host";
-    gethostname(host, sizeof host);
-    host[sizeof host - 1] = '\0';
-    uint32_t rnd = 0;
-    if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd) rnd = (uint32_t)random();
-    snprintf(out, outlen, "pushpipe-mqtt-%s-%d-%08x", host, (int)getpid(), rnd);
-}
-
-static const char *s_str_or_null(pp_config_t *c, const char *key)
-{
-    const char *v = pp_config_str(c, key, "");
-    return v && *v ? v : NULL;
-}
-
-static void s_read_config(pp_proc_t *proc, pp_mqtt_sender_cfg_t *cfg, char *client_id,
-                          size_t client_id_len)
-{
-    pp_config_t *c = pp_proc_config(proc);
-    memset(cfg, 0, sizeof *cfg);
-    const char *brokers[PP_LINKSET_MAX];
-    size_t n = pp_proc_broker_addresses(proc, brokers, PP_LINKSET_MAX);
-    for (size_t i = 0; i < n && i < PP_LINKSET_MAX; i++) /* one link per broker */
-        if (pp_endpoint(brokers[i], PP_EP_MQTT_OUT, cfg->link_endpoint[cfg->n_links],
-                        sizeof cfg->link_endpoint[0]) == 0)
-            cfg->n_links++; /* else pp_proc_broker_addresses recorded the error */
-
-    pp_mqtt_conn_opts_t *m = &cfg->mqtt;
-    m->uri = pp_config_str(c, S_SECTION ".uri", "tcp://127.0.0.1:1883");
-    bool tls = strncmp(m->uri, "ssl://", 6) == 0 || strncmp(m->uri, "mqtts://", 8) == 0;
-    if (!tls && strncmp(m->uri, "tcp://", 6) != 0 && strncmp(m->uri, "mqtt://", 7) != 0)
-        pp_config_fail(c, S_SECTION ".uri", "\"%s\" is not tcp://, mqtt://, ssl:// or mqtts://",
-                       m->uri);
-    const char *id = pp_config_str(c, S_SECTION ".client_id", "");
-    if (id && *id)
-        snprintf(client_id, client_id_len, "%s", id);
-    else
-        s_default_client_id(client_id, client_id_len);
-    m->client_id = client_id;
-    m->username = s_str_or_null(c, S_SECTION ".username");
-    m->password = s_str_or_null(c, S_SECTION ".password");
-    if (m->password && !m->username)
-        pp_config_fail(c, S_SECTION ".password", "a password needs a username");
-    m->ca_file = s_str_or_null(c, S_SECTION ".tls.ca_file");
-    m->cert_file = s_str_or_null(c, S_SECTION ".tls.cert_file");
-    m->key_file = s_str_or_null(c, S_SECTION ".tls.key_file");
-    m->tls_verify = pp_config_bool(c, S_SECTION ".tls.verify", true);
-    const char *files[][2] = {{S_SECTION ".tls.ca_file", m->ca_file},
-                              {S_SECTION ".tls.cert_file", m->cert_file},
-                              {S_SECTION ".tls.key_file", m->key_file}};
-    for (size_t i = 0; i < 3; i++) {
-        if (files[i][1] && access(files[i][1], R_OK) != 0)
-            pp_config_fail(c, files[i][0], "cannot read %s", files[i][1]);
-        if (files[i][1] && !tls)
-            pp_config_fail(c, files[i][0], "is set but uri is not ssl:// or mqtts://");
-    }
-    if (m->key_file && !m->cert_file)
-        pp_config_fail(c, S_SECTION ".tls.key_file", "a key file needs tls.cert_file");
-    m->keepalive_s = (int)pp_config_int(c, S_SECTION ".keepalive_s", 30, 0, 65535);
-    m->clean_session = pp_config_bool(c, S_SECTION ".clean_session", true);
-    m->connect_timeout_s = (int)pp_config_int(c, S_SECTION ".connect_timeout_s", 10, 1, 600);
-
-    cfg->qos = (int)pp_config_int(c, S_SECTION ".qos", 1, 0, 2);
-    /* MQTT message ids are 16 bits, so at most 65535 QoS 1/2 publishes can be open. */
-    cfg->window = (int)pp_config_int(c, S_SECTION ".window", 1000, 1, 65535);
-    m->max_inflight = cfg->window;
-    cfg->buffer_max = (size_t)pp_config_int(c, S_SECTION ".buffer_max", 100000, 1, 100000000);
-    cfg->drain_ms = (int)pp_config_int(c, S_SECTION ".drain_ms", 5000, 0, 3600000);
-    /* Jobs held unacknowledged: what a kill -9 makes the hub send again (duplicates), and
-       what keeps the MQTT window busy when jobs have few topics. */
-    cfg->link_window =
-        (int)pp_config_int(c, S_SECTION ".link.window", 64, 1, (int64_t)PP_LINK_MAX_WINDOW);
-    cfg->link_heartbeat_ms = (int)pp_config_int(c, S_SECTION ".link.heartbeat_ms",
-                                                PP_LINK_DEFAULT_HEARTBEAT_MS, 10, 60000);
-    cfg->reconnect_min_ms = (int)pp_config_int(c, S_SECTION ".reconnect_min_ms", 100, 10, 600000);
-    cfg->reconnect_max_ms = (int)pp_config_int(c, S_SECTION ".reconnect_max_ms", 5000, 10, 3600000);
-    if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)
-        pp_config_fail(c, S_SECTION ".reconnect_max_ms", "is below reconnect_min_ms");
-    /* Every send counts, also the resend after a lost connection: a publish that makes the
-       MQTT broker drop the connection (too large, say) must end, so there is no "forever". */
-    cfg->max_attempts = (int)pp_config_int(c, S_SECTION ".max_attempts", 100, 1, 1000000);
-    cfg->publish_timeout_ms =
-        (int)pp_config_int(c, S_SECTION ".publish_timeout_ms", 10000, 100, 3600000);
-    cfg->max_job_bytes =
-        (size_t)pp_config_int(c, S_SECTION ".max_job_bytes", 16 << 20, 64, 256 << 20);
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option extra[] = {{"uri", required_argument, NULL, OPT_URI},
-                                          {NULL, 0, NULL, 0}};
-    pp_proc_t *proc = pp_proc_new("mqtt-sender", S_SECTION,
-                                  "  --uri URI           the MQTT broker (mqtt_sender.uri; "
-                                  "default tcp://127.0.0.1:1883)\n",
-                                  argc, argv, extra, s_option, NULL);
-    pp_mqtt_sender_cfg_t cfg;
-    char client_id[160];
-    s_read_config(proc, &cfg, client_id, sizeof client_id);
-    pp_curve_t *curve = pp_curve_new(pp_proc_config(proc), false);
-    if (pp_proc_ready(proc, S_DEFAULT_METRICS_PORT) != 0) {
+    pp_proc_t *proc =
+        pp_proc_new("mqtt-sender", S_SECTION, s_usage, argc, argv, s_options, s_option, NULL);
+    pp_config_t *config = pp_proc_config(proc);
+    const char *brokers[PP_LINKSET_MAX];
+    size_t n_brokers = pp_proc_broker_addresses(proc, brokers, PP_LINKSET_MAX);
+    pp_mqtt_sender_config_t cfg;
+    pp_mqtt_sender_config_read(config, &cfg, brokers, n_brokers);
+    pp_curve_t *curve = pp_curve_new(config, false);
+    if (!curve || pp_proc_ready(proc, S_DEFAULT_METRICS_PORT) != 0) {
         pp_curve_destroy(&curve);
         pp_proc_destroy(&proc);
         return 2;
     }
-    char err[256];
-    pp_mqtt_sender_t *s = pp_mqtt_sender_new(&cfg, pp_proc_metrics(proc), curve, err, sizeof err);
+    /* One link per broker (pp_proc checked the addresses and their count). */
+    const char *eps[PP_LINKSET_MAX];
+    for (size_t i = 0; i < cfg.n_links; i++)
+        eps[i] = cfg.link_endpoint[i];
+    pp_linkset_t *link = NULL;
+    if (cfg.n_links == n_brokers)
+        link = pp_linkset_new(eps, cfg.n_links, curve, pp_proc_metrics(proc),
+                              (uint32_t)cfg.link_window, (uint32_t)cfg.link_heartbeat_ms);
+    char err[320] = "";
+    pp_mqtt_sender_t *s = NULL;
+    if (!link)
+        snprintf(err, sizeof err, "cannot connect the link to %s%s",
+                 cfg.n_links ? cfg.link_endpoint[0] : "",
+                 cfg.n_links > 1 ? " (or another broker)" : "");
+    else
+        s = pp_mqtt_sender_new(&cfg, pp_proc_metrics(proc), link, err, sizeof err);
+    int rc = 1;
     if (!s) {
+        /* The MQTT client could not be made (bad options paho refuses): a config error. */
         fprintf(stderr, "pushpipe-mqtt-sender: %s\n", err);
         pp_error("start_failed", "error=\"%s\"", err);
-        pp_curve_destroy(&curve);
-        pp_proc_destroy(&proc);
-        return 2;
+        rc = 2;
+    } else {
+        pp_info("sender_started",
+                "link=%s links=%zu link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu "
+                "qos=%d max_attempts=%d publish_timeout_ms=%d",
+                cfg.link_endpoint[0], cfg.n_links, cfg.link_window, cfg.mqtt.uri,
+                cfg.mqtt.client_id, cfg.window, cfg.buffer_max, cfg.qos, cfg.max_attempts,
+                cfg.publish_timeout_ms);
+        rc = pp_mqtt_sender_run(s) == 0 ? 0 : 1;
+        pp_mqtt_sender_drain(s);
     }
-    pp_info("sender_started",
-            "link=%s links=%zu link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu "
-            "qos=%d max_attempts=%d publish_timeout_ms=%d",
-            cfg.link_endpoint[0], cfg.n_links, cfg.link_window, cfg.mqtt.uri, cfg.mqtt.client_id,
-            cfg.window, cfg.buffer_max, cfg.qos, cfg.max_attempts, cfg.publish_timeout_ms);
-    pp_mqtt_sender_run(s);
+    /* Flushes the acks and says "B": the hubs send what was not acked to other senders. */
+    pp_linkset_destroy(&link);
     pp_mqtt_sender_destroy(&s);
     pp_curve_destroy(&curve);
     pp_proc_destroy(&proc);
-    return 0;
+    pp_info("stopped", "exit=%d", rc);
+    return rc;
 }

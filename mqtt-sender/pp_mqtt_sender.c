@@ -34,10 +34,11 @@ static const char *const s_conn_reasons[C_COUNT] = {"bad_credentials", "not_auth
                                                     "unreachable"};
 
 struct pp_mqtt_sender_t {
-    pp_mqtt_sender_cfg_t cfg;
+    pp_mqtt_sender_config_t cfg;
     pp_metrics_t *metrics;
-    pp_linkset_t *link; /* one link per broker; NULL once closed: jobs freed after that are
-                           not acked */
+    pp_linkset_t *link; /* one link per broker (borrowed); NULL once left: jobs freed after
+                           that are not acked */
+    bool failed;        /* the loop hit a fatal error: no drain */
     pp_mqtt_conn_t *conn;
     pp_pubq_t *q;
 
@@ -111,12 +112,13 @@ static void s_metrics(pp_mqtt_sender_t *s)
     s->g_connected = pp_metrics_gauge(m, "mqtt_connected", "1 while connected to MQTT", NULL);
 }
 
-pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics_t *metrics,
-                                     pp_curve_t *curve, char *err, size_t errlen)
+pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_config_t *cfg, pp_metrics_t *metrics,
+                                     pp_linkset_t *links, char *err, size_t errlen)
 {
     pp_mqtt_sender_t *s = calloc(1, sizeof *s);
     if (!s) abort();
     s->cfg = *cfg;
+    s->cfg.mqtt.client_id = s->cfg.client_id; /* the copy's own */
     s->metrics = metrics;
     s->rl_bad_job = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
     s->rl_bad_topic = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
@@ -133,24 +135,12 @@ pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics
         s->free_stack[s->n_free++] = (uint32_t)i;
     s->q = pp_pubq_new(cfg->buffer_max);
 
-    s->conn = pp_mqtt_conn_new(&cfg->mqtt, err, errlen);
+    s->conn = pp_mqtt_conn_new(&s->cfg.mqtt, err, errlen);
     if (!s->conn) {
         pp_mqtt_sender_destroy(&s);
         return NULL;
     }
-
-    const char *eps[PP_LINKSET_MAX];
-    size_t n = cfg->n_links < PP_LINKSET_MAX ? cfg->n_links : PP_LINKSET_MAX;
-    for (size_t i = 0; i < n; i++)
-        eps[i] = cfg->link_endpoint[i];
-    s->link = pp_linkset_new(eps, n, curve, metrics, (uint32_t)cfg->link_window,
-                             (uint32_t)cfg->link_heartbeat_ms);
-    if (!s->link) {
-        snprintf(err, errlen, "cannot connect the link to %s%s", n ? cfg->link_endpoint[0] : "",
-                 n > 1 ? " (or another broker)" : "");
-        pp_mqtt_sender_destroy(&s);
-        return NULL;
-    }
+    s->link = links;
     return s;
 }
 
@@ -158,9 +148,9 @@ void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p)
 {
     if (!p || !*p) return;
     pp_mqtt_sender_t *s = *p;
-    /* First, so that the jobs still held are not acked as they are freed below: "B" tells
-       the hub to send them to another sender now. */
-    pp_linkset_destroy(&s->link);
+    /* First, so that the jobs still held are not acked as they are freed below (the caller
+       destroys the links: "B" tells the hubs to send them to another sender now). */
+    s->link = NULL;
     pp_mqtt_conn_destroy(&s->conn);
     for (int i = 0; s->slots && i < s->cfg.window; i++)
         if (s->slots[i].used) pp_pub_release(&s->slots[i].pub);
@@ -651,50 +641,63 @@ static void s_disconnect(pp_mqtt_sender_t *s)
     pp_metric_set(s->g_connected, 0);
 }
 
-size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
+/*  One turn of the loop: connect when due, publish, tick the link, wait for MQTT events
+    and jobs. Returns 0, or -1 when zmq_poll failed. */
+static int s_turn(pp_mqtt_sender_t *s, uint64_t now, bool draining, uint64_t deadline)
 {
-    bool draining = false;
-    uint64_t deadline = 0;
-    s->next_connect_ms = pp_mono_ms();
-    for (;;) {
-        uint64_t now = pp_mono_ms();
-        if (!draining && pp_proc_stopping()) {
-            /* No more credit; jobs already granted still arrive and are done. What is not
-               finished by the deadline is not acked: pp_linkset_destroy's "B" has the hub
-               send it to another sender at once. */
-            draining = true;
-            deadline = now + (uint64_t)s->cfg.drain_ms;
-            pp_info("draining", "buffered=%zu in_flight=%zu jobs_held=%u drain_ms=%d",
-                    pp_pubq_len(s->q), s_in_flight(s), pp_linkset_held(s->link), s->cfg.drain_ms);
-        }
-        if (draining && ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0) || now >= deadline)) break;
-        if (s->state == S_IDLE && now >= s->next_connect_ms) s_connect(s, now);
-        s_watchdogs(s, now);
-        s_sweep_in_flight(s, now);
-        s_publish_some(s);
-        s_update_gauges(s);
-        s_update_pause(s, draining);
-        /* Acks, credit and heartbeats go out here, every turn: even while MQTT is down or
-           the buffer is full, or the hub would declare this sender dead. */
-        long link_ms = pp_linkset_tick(s->link);
+    if (s->state == S_IDLE && now >= s->next_connect_ms) s_connect(s, now);
+    s_watchdogs(s, now);
+    s_sweep_in_flight(s, now);
+    s_publish_some(s);
+    s_update_gauges(s);
+    s_update_pause(s, draining);
+    /* Acks, credit and heartbeats go out here, every turn: even while MQTT is down or
+       the buffer is full, or the hub would declare this sender dead. */
+    long link_ms = pp_linkset_tick(s->link);
 
-        zmq_pollitem_t items[1 + PP_LINKSET_MAX] = {
-            {NULL, pp_mqtt_conn_fd(s->conn), ZMQ_POLLIN, 0}};
-        int n_items = 1 + (int)pp_linkset_poll_items(s->link, items + 1, ZMQ_POLLIN);
-        size_t wake = s_wake_batch(s);
-        pp_mqtt_conn_set_wake(s->conn, wake);
-        long t = s_timeout(s, now, draining, deadline, wake);
-        int rc = zmq_poll(items, n_items, t < link_ms ? t : link_ms);
-        if (rc < 0 && errno != EINTR) {
-            pp_error("poll_failed", "error=\"%s\"", zmq_strerror(errno));
-            break;
+    zmq_pollitem_t items[1 + PP_LINKSET_MAX] = {{NULL, pp_mqtt_conn_fd(s->conn), ZMQ_POLLIN, 0}};
+    int n_items = 1 + (int)pp_linkset_poll_items(s->link, items + 1, ZMQ_POLLIN);
+    size_t wake = s_wake_batch(s);
+    pp_mqtt_conn_set_wake(s->conn, wake);
+    long t = s_timeout(s, now, draining, deadline, wake);
+    int rc = zmq_poll(items, n_items, t < link_ms ? t : link_ms);
+    if (rc < 0 && errno != EINTR) {
+        pp_error("poll_failed", "error=\"%s\"", zmq_strerror(errno));
+        s->failed = true;
+        return -1;
+    }
+    if (rc < 0) return 0;
+    if (rc == 0 || (items[0].revents & ZMQ_POLLIN)) s_take_events(s);
+    bool jobs = false;
+    for (int i = 1; i < n_items; i++)
+        jobs = jobs || (items[i].revents & ZMQ_POLLIN);
+    if (jobs) s_read_jobs(s);
+    return 0;
+}
+
+int pp_mqtt_sender_run(pp_mqtt_sender_t *s)
+{
+    s->next_connect_ms = pp_mono_ms();
+    while (!pp_proc_stopping())
+        if (s_turn(s, pp_mono_ms(), false, 0) != 0) return -1;
+    return 0;
+}
+
+void pp_mqtt_sender_drain(pp_mqtt_sender_t *s)
+{
+    if (!s->link) return;
+    if (!s->failed) {
+        /* No more credit; jobs already granted still arrive and are done. What is not
+           finished by the deadline is not acked: pp_linkset_destroy's "B" has the hub
+           send it to another sender at once. */
+        uint64_t deadline = pp_mono_ms() + (uint64_t)s->cfg.drain_ms;
+        pp_info("draining", "buffered=%zu in_flight=%zu jobs_held=%u drain_ms=%d",
+                pp_pubq_len(s->q), s_in_flight(s), pp_linkset_held(s->link), s->cfg.drain_ms);
+        for (;;) {
+            uint64_t now = pp_mono_ms();
+            if ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0) || now >= deadline) break;
+            if (s_turn(s, now, true, deadline) != 0) break;
         }
-        if (rc < 0) continue;
-        if (rc == 0 || (items[0].revents & ZMQ_POLLIN)) s_take_events(s);
-        bool jobs = false;
-        for (int i = 1; i < n_items; i++)
-            jobs = jobs || (items[i].revents & ZMQ_POLLIN);
-        if (jobs) s_read_jobs(s);
     }
 
     s_take_events(s);
@@ -711,11 +714,11 @@ size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s)
     for (int i = 0; i < F_COUNT; i++)
         failed += pp_metric_get(s->m_failed[i]);
     pp_linkset_tick(s->link); /* acks of what finished during the disconnect */
-    pp_info("stopped",
+    pp_info("drained",
             "jobs=%lld jobs_acked=%lld publishes_taken=%llu published=%lld acknowledged=%lld "
             "failed=%lld undelivered=%zu",
             (long long)pp_metric_get(s->m_jobs), (long long)pp_metric_get(s->m_jobs_acked),
             (unsigned long long)s->publishes_taken, (long long)pp_metric_get(s->m_published),
             (long long)pp_metric_get(s->m_acked), (long long)failed, left);
-    return left;
+    s->link = NULL; /* left: nothing is acked after this */
 }

@@ -16,43 +16,32 @@
 #ifndef PP_MQTT_SENDER_H
 #define PP_MQTT_SENDER_H
 
-#include "pp_curve.h"
 #include "pp_linkset.h"
 #include "pp_metrics.h"
-#include "pp_mqtt_conn.h"
+#include "pp_mqtt_sender_config.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef struct {
-    char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's mqtt_out hub */
-    size_t n_links;                          /* 1..PP_LINKSET_MAX */
-    int link_window;       /* jobs held unacknowledged at most (credit), per link */
-    int link_heartbeat_ms; /* must match the hub's */
-    pp_mqtt_conn_opts_t mqtt;
-    int qos;           /* default QoS for jobs that leave it open */
-    int window;        /* publishes in flight at most */
-    size_t buffer_max; /* publishes buffered before the link is paused */
-    int drain_ms;      /* bounded wait for acknowledgements at stop */
-    int reconnect_min_ms, reconnect_max_ms;
-    int max_attempts;       /* a publish is handed to the MQTT client at most this often (>= 1) */
-    int publish_timeout_ms; /* from a publish's first attempt: past it, given up */
-    size_t max_job_bytes;
-} pp_mqtt_sender_cfg_t;
-
 typedef struct pp_mqtt_sender_t pp_mqtt_sender_t;
 
-/*  Creates the links to the hubs (connected, credit granted) and the MQTT client (not yet
-   connected); metrics and curve are borrowed. Returns NULL with a reason in err. */
-pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_cfg_t *cfg, pp_metrics_t *metrics,
-                                     pp_curve_t *curve, char *err, size_t errlen);
+/*  Creates the sender on cfg (read by pp_mqtt_sender_config_read; copied) and on connected
+    links to the brokers' mqtt_out hubs, and the MQTT client (not yet connected); metrics
+    and links are borrowed. Returns NULL with a reason in err. */
+pp_mqtt_sender_t *pp_mqtt_sender_new(const pp_mqtt_sender_config_t *cfg, pp_metrics_t *metrics,
+                                     pp_linkset_t *links, char *err, size_t errlen);
+/*  Frees everything; what it still held is not acked. Nulls *p. */
 void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p);
 
-/*  Runs until pp_proc_stopping(), then drains (pauses the link, finishes and acks what it
-    holds, at most drain_ms) and disconnects. Returns 0, or the number of publishes that
-    could not be delivered before the drain deadline (counted as
-    failed_total{reason="shutdown"} and logged); their jobs are not acked, so the hub sends
-    them to another sender once pp_mqtt_sender_destroy closes the link. */
-size_t pp_mqtt_sender_run(pp_mqtt_sender_t *s);
+/*  Runs until pp_proc_stopping(). Returns 0, or -1 on a fatal error (the poll failed). */
+int pp_mqtt_sender_run(pp_mqtt_sender_t *s);
+
+/*  Drains (pauses the links, finishes and acks what it holds, at most drain_ms; not at all
+    after a fatal error) and disconnects. Publishes that could not be delivered before the
+    drain deadline are counted as failed_total{reason="shutdown"} and logged
+    (drain_incomplete); their jobs are not acked. Then leaves the links: nothing is acked
+    after this, and destroying the links ("B") has the hubs send those jobs to another
+    sender. */
+void pp_mqtt_sender_drain(pp_mqtt_sender_t *s);
 
 #endif

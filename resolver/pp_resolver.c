@@ -146,9 +146,10 @@ static int s_reserve_ids(pp_resolver_t *r, size_t n)
 static int s_send(void *ctx, int kind, const void *buf, size_t len);
 static void s_redis_idle(void *ctx);
 
-pp_resolver_t *pp_resolver_new(const pp_resolver_cfg_t *cfg, pp_metrics_t *metrics, pp_userdb_t *db,
-                               pp_linkset_t *link)
+pp_resolver_t *pp_resolver_new(const pp_resolver_config_t *config, pp_metrics_t *metrics,
+                               pp_userdb_t *db, pp_linkset_t *link)
 {
+    const pp_resolver_cfg_t *cfg = &config->resolver;
     pp_resolver_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->cfg = *cfg;
@@ -794,10 +795,15 @@ static void s_step(pp_resolver_t *r, int max_ms)
     pp_linkset_tick(r->link); /* the acks go out now */
 }
 
-void pp_resolver_run(pp_resolver_t *r)
+int pp_resolver_run(pp_resolver_t *r)
 {
     while (!pp_proc_stopping())
         s_step(r, 200);
+    return 0;
+}
+
+void pp_resolver_drain(pp_resolver_t *r)
+{
     /* Stopping: no new credit; finish what is held or still arrives on credit already
        granted, bounded by drain_ms. What is left is re-sent by the broker at our "B". */
     pp_linkset_pause(r->link, true);
@@ -807,5 +813,5 @@ void pp_resolver_run(pp_resolver_t *r)
         s_round_finish(r);
     uint32_t left = pp_linkset_held(r->link);
     pp_metric_add(r->m_unacked, left);
-    pp_info("resolver_drained", "unacked=%u", left);
+    pp_info("drained", "unacked=%u", left);
 }

@@ -95,7 +95,7 @@ time.sleep(0.3)
 rc = sender.stop(timeout=20)
 c.eq(rc, 0, "SIGTERM while mosquitto is frozen: exit 0")
 log = sender.output()
-stopped = [l for l in log.splitlines() if "event=stopped" in l][-1]
+stopped = [l for l in log.splitlines() if "event=drained" in l][-1]
 print("     " + stopped.split("event=")[1])
 f = dict(kv.split("=", 1) for kv in stopped.split() if "=" in kv)
 c.check(int(f["undelivered"]) > 0 and "event=drain_incomplete" in log,
