@@ -187,14 +187,20 @@ class FakeHub:
             elif now - w["sent"] >= self.heartbeat_ms:
                 self._send(wid, b"H")
 
+    # At most this many messages read per poll (None: all waiting). A test that wants to
+    # stop reading soon after the first jobs sets it, so one poll cannot drain thousands.
+    max_per_poll = None
+
     def poll(self, timeout_ms=10):
         if self.sock.poll(timeout_ms, zmq.POLLIN):
-            while True:
+            n = 0
+            while self.max_per_poll is None or n < self.max_per_poll:
                 try:
                     frames = self.sock.recv_multipart(flags=zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 self._handle(frames)
+                n += 1
         self._tick()
         self._pump()
 

@@ -99,8 +99,10 @@ restarts0 = metric("scan_restarts_total")
 # waits in the middle of the scan while this script does not read.
 broker.send("m-gs", 1, ["gs"], {"alert": "x", "pad": "p" * 3900})
 t_end = time.time() + 10
+broker.hub.max_per_poll = 4  # a fast resolver must not be drained in one poll
 while len(broker.apns_jobs) < 20 and time.time() < t_end:
     broker.poll(1)  # short steps: stop reading soon after the first jobs
+broker.hub.max_per_poll = None
 before = sum(len(j[11]) for j in broker.apns_jobs)
 c.check(0 < before < G, "restart mid-scan: the scan is under way (%d of %d)" % (before, G))
 restart_redis(0.5)
