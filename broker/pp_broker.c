@@ -235,6 +235,10 @@ void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg, const char *
     if (cfg->timeout_ms && cfg->timeout_ms <= cfg->heartbeat_ms)
         pp_config_fail(c, "broker.link.timeout_ms", "%u must exceed broker.link.heartbeat_ms (%u)",
                        cfg->timeout_ms, cfg->heartbeat_ms);
+    /* Workers one CURVE key may register per pool (docs/security.md); 0 turns the cap off. */
+    cfg->max_workers_per_key = (uint32_t)pp_config_int(c, "broker.link.max_workers_per_key",
+                                                       PP_DISPATCH_DEFAULT_MAX_WORKERS_PER_KEY, 0,
+                                                       PP_DISPATCH_MAX_WORKERS);
     s_read_limits(c, &cfg->limits);
     s_read_queues(c, cfg);
     s_read_jetstream(c, cfg);
@@ -355,7 +359,8 @@ static int s_open(pp_broker_t *b, pp_ep_t ep, int type, pp_curve_t *curve)
     }
     void *raw = zsock_resolve(b->sock[ep]);
     b->raw[ep] = raw;
-    if (s_set_options(b, ep, raw) != 0 || pp_curve_apply(curve, raw) != 0) {
+    /* Intake and submit take pushes: client application keys only. */
+    if (s_set_options(b, ep, raw) != 0 || pp_curve_apply_role(curve, raw, PP_ROLE_CLIENTS) != 0) {
         pp_error("socket_options_failed", "endpoint=%s error=\"%s\"", pp_endpoint_name(ep),
                  zmq_strerror(errno));
         return -1;
@@ -387,6 +392,7 @@ static int s_open_pool(pp_broker_t *b, pp_stage_t s, pp_curve_t *curve, pp_metri
                                         b->cfg.timeout_ms, b->cfg.queue_msgs[s],
                                         b->cfg.queue_bytes[s], rcvhwm);
     if (!b->pool[s]) return -1; /* pp_dispatch logged why */
+    pp_dispatch_set_max_workers_per_key(b->pool[s], b->cfg.max_workers_per_key);
     pp_info("bound", "endpoint=%s address=%s pool=%s", pp_endpoint_name(s_stage_ep[s]), addr,
             s_stage_names[s]);
     return 0;
@@ -651,7 +657,7 @@ static void s_copy_cid(const pp_frame_t *frame, pp_durable_route_t *route)
 {
     size_t n = frame->opts.client_id.len;
     if (n >= sizeof route->cid) n = 0; /* not reached: pp_frame bounds client ids */
-    memcpy(route->cid, frame->opts.client_id.ptr, n);
+    if (n) memcpy(route->cid, frame->opts.client_id.ptr, n);
     route->cid[n] = '\0';
     route->cid_len = n;
 }
