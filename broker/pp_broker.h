@@ -39,6 +39,8 @@ typedef struct {
     int drain_ms;          /* longest dispatching after SIGTERM */
     uint32_t heartbeat_ms; /* the links' heartbeat (workers must use the same) */
     uint32_t timeout_ms;   /* a worker unheard this long is dead; 0: 3 x heartbeat_ms */
+    /* broker.link.max_workers_per_key: workers one CURVE key may register per pool */
+    uint32_t max_workers_per_key;
     int log_rejects_per_s;
     bool have_instance;
     uint64_t instance;

@@ -33,11 +33,18 @@ enum {
     BAD_TOO_MANY_WORKERS,
     BAD_CREDIT_OVERFLOW,
     BAD_OUTPUT_FRAME,
+    BAD_OUTPUT_UNREGISTERED,
+    BAD_WORKERS_PER_KEY,
     BAD_COUNT
 };
 static const char *s_bad_names[BAD_COUNT] = {
-    "command_size",    "unknown_command",  "credit_frame",    "ack_frame",
-    "heartbeat_frame", "too_many_workers", "credit_overflow", "output_frame"};
+    "command_size",        "unknown_command",  "credit_frame",    "ack_frame",
+    "heartbeat_frame",     "too_many_workers", "credit_overflow", "output_frame",
+    "output_unregistered", "workers_per_key"};
+
+/*  Longest User-Id kept per worker: our ZAP handler sets the 40-character Z85 key. A longer
+    one (another handler) is cut, so keys sharing a 64-byte prefix would share a cap. */
+#define S_USER_MAX 64
 
 /*  One job sent and not yet acknowledged. Slots of a worker are kept in the order sent, so
     their seqs increase and an ack finds its slot by binary search (acks may come out of
@@ -51,6 +58,7 @@ typedef struct {
 typedef struct {
     uint8_t id[256];
     size_t id_len;
+    char user[S_USER_MAX + 1]; /* the connection's User-Id ("" without CURVE) */
     uint32_t credit;
     uint64_t last_heard;
     uint64_t last_sent;
@@ -79,6 +87,8 @@ struct pp_dispatch_t {
     void *output_ctx;
     pp_dispatch_acked_fn *acked_fn;
     void *acked_ctx;
+    uint32_t max_per_key; // 0: no cap
+    zhashx_t *per_key;    // User-Id -> workers registered with it (as uintptr_t)
     bool not_reading;
     bool stop_reading; // set by the output function for the current on_readable call
     pp_metric_t *m_outputs;
@@ -236,6 +246,25 @@ static void s_gauges(pp_dispatch_t *d)
     pp_metric_set(d->m_in_flight, (int64_t)d->in_flight);
 }
 
+/*  Workers registered under user (a User-Id), after adding delta (+1, -1, or 0 to read).
+    Workers without a User-Id (CURVE off) are not counted. */
+static size_t s_key_count(pp_dispatch_t *d, const char *user, int delta)
+{
+    if (!user[0]) return 0;
+    if (!d->per_key && !(d->per_key = zhashx_new())) return 0;
+    size_t n = (size_t)(uintptr_t)zhashx_lookup(d->per_key, user);
+    if (delta < 0 && n > 0) n--;
+    if (delta > 0) n++;
+    if (delta == 0) return n;
+    if (n == 0)
+        zhashx_delete(d->per_key, user);
+    else if (zhashx_lookup(d->per_key, user))
+        zhashx_update(d->per_key, user, (void *)(uintptr_t)n);
+    else
+        zhashx_insert(d->per_key, user, (void *)(uintptr_t)n);
+    return n;
+}
+
 /*  Puts the worker's unacknowledged jobs back at the front of the pending FIFO, oldest
     first, and forgets it. */
 static void s_worker_forget(pp_dispatch_t *d, size_t index, const char *why)
@@ -259,13 +288,15 @@ static void s_worker_forget(pp_dispatch_t *d, size_t index, const char *why)
         pp_warn("link_worker_dead", "pool=%s worker=%s reason=%s requeued=%zu", d->pool,
                 s_hex(w, hex, sizeof hex), why, requeued);
     if (strcmp(why, "left") != 0) pp_metric_inc(d->m_deaths);
+    s_key_count(d, w->user, -1);
     free(w->ring);
     free(w);
     d->workers[index] = d->workers[--d->nworkers];
     s_gauges(d);
 }
 
-static s_worker_t *s_worker_add(pp_dispatch_t *d, const void *id, size_t len, uint64_t now)
+static s_worker_t *s_worker_add(pp_dispatch_t *d, const void *id, size_t len, const char *user,
+                                const char *name, uint64_t now)
 {
     if (d->nworkers == d->workers_cap) {
         size_t ncap = d->workers_cap ? d->workers_cap * 2 : 8;
@@ -278,17 +309,32 @@ static s_worker_t *s_worker_add(pp_dispatch_t *d, const void *id, size_t len, ui
     if (!w) return NULL;
     memcpy(w->id, id, len);
     w->id_len = len;
+    snprintf(w->user, sizeof w->user, "%s", user ? user : "");
     w->last_heard = now;
     w->last_sent = now;
     d->workers[d->nworkers++] = w;
-    char hex[40];
-    pp_info("link_worker_joined", "pool=%s worker=%s workers=%zu", d->pool,
-            s_hex(w, hex, sizeof hex), d->nworkers);
+    size_t of_key = s_key_count(d, w->user, +1);
+    char hex[40], q[S_USER_MAX + 8], qn[S_USER_MAX + 8];
+    pp_info("link_worker_joined",
+            "pool=%s worker=%s user=%s key_name=%s workers=%zu workers_of_user=%zu", d->pool,
+            s_hex(w, hex, sizeof hex),
+            pp_log_quote(w->user, strlen(w->user), S_USER_MAX, q, sizeof q),
+            pp_log_quote(name, strlen(name), S_USER_MAX, qn, sizeof qn), d->nworkers, of_key);
     s_gauges(d);
     return w;
 }
 
 // ---------------------------------------------------------------- lifecycle
+
+/*  The CURVE role whose keys may connect to a pool: the broker's pools are named after
+    their stage. Any other name (tests, benches) lets any allowed key in. */
+static pp_role_t s_role_of_pool(const char *pool)
+{
+    if (strcmp(pool, "resolve") == 0) return PP_ROLE_RESOLVERS;
+    if (strcmp(pool, "apns") == 0) return PP_ROLE_APNS_SENDERS;
+    if (strcmp(pool, "mqtt") == 0) return PP_ROLE_MQTT_SENDERS;
+    return PP_ROLE_ANY;
+}
 
 pp_dispatch_t *pp_dispatch_new(const char *pool_name, const char *endpoint, pp_curve_t *curve,
                                pp_metrics_t *metrics, uint32_t heartbeat_ms, uint32_t timeout_ms,
@@ -354,7 +400,7 @@ pp_dispatch_t *pp_dispatch_new_rcvhwm(const char *pool_name, const char *endpoin
     // Set before the bind: libzmq copies a listener's options when it binds.
     zsock_set_rcvhwm(d->sock, rcvhwm);
     zsock_set_linger(d->sock, 0);
-    if (pp_curve_apply(curve, d->raw) != 0) goto fail;
+    if (pp_curve_apply_role(curve, d->raw, s_role_of_pool(d->pool)) != 0) goto fail;
     // A hub restarted in the same process (tests, a reload) finds its old socket still
     // closing in libzmq's I/O thread for a moment: retry EADDRINUSE for up to a second.
     int rc = zsock_bind(d->sock, "%s", endpoint);
@@ -391,6 +437,7 @@ void pp_dispatch_destroy(pp_dispatch_t **p)
         free(w);
     }
     free(d->workers);
+    zhashx_destroy(&d->per_key);
     while (d->pend_len)
         s_pend_drop_front(d);
     free(d->pend);
@@ -562,17 +609,31 @@ size_t pp_dispatch_pump(pp_dispatch_t *d)
 
 // ---------------------------------------------------------------- worker messages
 
-static void s_bad(pp_dispatch_t *d, int kind, const zmq_msg_t *id, size_t nframes)
+/*  The User-Id of the connection a message came on (f: its frames, nf of them), or "":
+    libzmq attaches the ZAP handler's answer to every frame read from that connection (the
+    ROUTER's routing id frame included); without CURVE there is none. */
+static const char *s_user(zmq_msg_t *f, size_t nf)
+{
+    const char *u = zmq_msg_gets(&f[0], "User-Id");
+    if (!u && nf > 1) u = zmq_msg_gets(&f[1], "User-Id");
+    return u ? u : "";
+}
+
+/*  f: the message's frames (routing id first), nframes of them. */
+static void s_bad(pp_dispatch_t *d, int kind, zmq_msg_t *f, size_t nframes)
 {
     pp_metric_inc(d->m_bad[kind]);
     uint32_t suppressed;
     if (pp_ratelimit_allow(&d->rl, &suppressed)) {
         s_worker_t tmp;
-        tmp.id_len = zmq_msg_size(id) > 255 ? 255 : zmq_msg_size(id);
-        memcpy(tmp.id, zmq_msg_data((zmq_msg_t *)id), tmp.id_len);
-        char hex[40];
-        pp_warn("link_bad_message", "pool=%s worker=%s kind=%s frames=%zu suppressed=%u", d->pool,
-                s_hex(&tmp, hex, sizeof hex), s_bad_names[kind], nframes, suppressed);
+        tmp.id_len = zmq_msg_size(&f[0]) > 255 ? 255 : zmq_msg_size(&f[0]);
+        memcpy(tmp.id, zmq_msg_data(&f[0]), tmp.id_len);
+        const char *user = s_user(f, nframes < 4 ? nframes : 4);
+        char hex[40], q[S_USER_MAX + 8];
+        pp_warn("link_bad_message", "pool=%s worker=%s user=%s kind=%s frames=%zu suppressed=%u",
+                d->pool, s_hex(&tmp, hex, sizeof hex),
+                pp_log_quote(user, strlen(user), S_USER_MAX, q, sizeof q), s_bad_names[kind],
+                nframes, suppressed);
     }
 }
 
@@ -606,9 +667,9 @@ static s_slot_t *s_find_elsewhere(pp_dispatch_t *d, const s_worker_t *skip, uint
     under its old id, which we still count in flight there until that id is declared dead.
     Seqs are unique in this hub (one counter for all workers, never reused), so a seq names
     one job whoever acks it, and taking the ack spares a duplicate. Workers of a pool are
-    trusted alike (the same CURVE allow list), so a worker acking a job it was not sent is
-    not a hole we open. An ack found nowhere (the old id was declared dead and its jobs
-    requeued meanwhile, a hub restart, a duplicate ack) is counted in
+    trusted alike (the same CURVE role, common/pp_zap.h), so a worker acking a job it was
+    not sent is not a hole we open. An ack found nowhere (the old id was declared dead and
+    its jobs requeued meanwhile, a hub restart, a duplicate ack) is counted in
     link_unknown_acks_total when it comes from a known worker: that job is (or was) done
     again elsewhere, which at-least-once allows. */
 static void s_on_acks(pp_dispatch_t *d, s_worker_t *w, const uint8_t *b, size_t n)
@@ -653,31 +714,31 @@ static void s_on_acks(pp_dispatch_t *d, s_worker_t *w, const uint8_t *b, size_t 
 static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
 {
     if (nf < 2 || zmq_msg_size(&f[1]) != 1) {
-        s_bad(d, BAD_COMMAND_SIZE, &f[0], nf);
+        s_bad(d, BAD_COMMAND_SIZE, f, nf);
         return;
     }
     char cmd = *(const char *)zmq_msg_data(&f[1]);
     switch (cmd) {
     case 'R':
         if (nf != 3 || zmq_msg_size(&f[2]) != 4) {
-            s_bad(d, BAD_CREDIT_FRAME, &f[0], nf);
+            s_bad(d, BAD_CREDIT_FRAME, f, nf);
             return;
         }
         break;
     case 'A':
         if (nf != 3 || zmq_msg_size(&f[2]) == 0 || zmq_msg_size(&f[2]) % 8 != 0 ||
             zmq_msg_size(&f[2]) / 8 > S_MAX_ACKS) {
-            s_bad(d, BAD_ACK_FRAME, &f[0], nf);
+            s_bad(d, BAD_ACK_FRAME, f, nf);
             return;
         }
         break;
     case 'O':
         if (!d->output_fn) {
-            s_bad(d, BAD_UNKNOWN_COMMAND, &f[0], nf);
+            s_bad(d, BAD_UNKNOWN_COMMAND, f, nf);
             return;
         }
         if (nf != 3) {
-            s_bad(d, BAD_OUTPUT_FRAME, &f[0], nf);
+            s_bad(d, BAD_OUTPUT_FRAME, f, nf);
             return;
         }
         break;
@@ -685,20 +746,29 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
     case 'B':
     case 'N':
         if (nf != 2) {
-            s_bad(d, BAD_HEARTBEAT_FRAME, &f[0], nf);
+            s_bad(d, BAD_HEARTBEAT_FRAME, f, nf);
             return;
         }
         break;
     default: {
-        s_bad(d, BAD_UNKNOWN_COMMAND, &f[0], nf);
+        s_bad(d, BAD_UNKNOWN_COMMAND, f, nf);
         return;
     }
     }
     size_t index = 0;
     s_worker_t *w = s_worker_find(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &index);
     if (cmd == 'O') {
-        // Forwarded even from an unknown worker (the hub restarted while it held a job):
-        // the output is a real result, and dropping it would lose it.
+        if (!w) {
+            // Outputs are jobs for other pools: only a registered worker may inject them.
+            // Before issue 11 they were forwarded from anyone (the case meant was a worker
+            // whose hub restarted while it held a job); that let any key that reached this
+            // socket inject APNS and MQTT jobs. The "W" makes a real worker register again;
+            // the output of the job it held is lost, as the job itself was with the old hub
+            // (a durable broker redoes it from its ledger).
+            s_bad(d, BAD_OUTPUT_UNREGISTERED, f, nf);
+            s_send_who(d, &f[0]);
+            return;
+        }
         pp_metric_inc(d->m_outputs);
         if (!d->output_fn(d->output_ctx, &f[2])) d->stop_reading = true;
     }
@@ -712,10 +782,19 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
             return;
         }
         if (d->nworkers >= PP_DISPATCH_MAX_WORKERS || zmq_msg_size(&f[0]) > 255) {
-            s_bad(d, BAD_TOO_MANY_WORKERS, &f[0], nf);
+            s_bad(d, BAD_TOO_MANY_WORKERS, f, nf);
             return;
         }
-        w = s_worker_add(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), now);
+        // One key may not fill the pool: past the cap its links stay unregistered (no jobs,
+        // no outputs taken; each "R" they send again is refused and counted again).
+        const char *user = s_user(f, nf);
+        if (d->max_per_key && s_key_count(d, user, 0) >= d->max_per_key) {
+            s_bad(d, BAD_WORKERS_PER_KEY, f, nf);
+            return;
+        }
+        // The certificate's name, from our ZAP handler's metadata (common/pp_zap.h): for logs.
+        const char *name = zmq_msg_gets(&f[1], "X-Key-Name");
+        w = s_worker_add(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), user, name ? name : "", now);
         if (!w) return;
     }
     w->last_heard = now;
@@ -724,7 +803,7 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
         uint32_t add = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
         uint64_t total = (uint64_t)w->credit + add;
         if (total > PP_DISPATCH_MAX_CREDIT) {
-            s_bad(d, BAD_CREDIT_OVERFLOW, &f[0], nf);
+            s_bad(d, BAD_CREDIT_OVERFLOW, f, nf);
             total = PP_DISPATCH_MAX_CREDIT;
         }
         d->credit += total - w->credit;
@@ -825,6 +904,11 @@ void pp_dispatch_set_acked(pp_dispatch_t *d, pp_dispatch_acked_fn *fn, void *ctx
 {
     d->acked_fn = fn;
     d->acked_ctx = ctx;
+}
+
+void pp_dispatch_set_max_workers_per_key(pp_dispatch_t *d, uint32_t max)
+{
+    d->max_per_key = max;
 }
 
 void pp_dispatch_set_output(pp_dispatch_t *d, pp_dispatch_output_fn *fn, void *ctx)

@@ -21,10 +21,17 @@
     counts for its old id (link_acks_other_id_total); that old id is declared dead like any
     other (unreachable, or unheard for timeout_ms) and what it still holds is requeued.
 
+    With CURVE (curve given to pp_dispatch_new), the socket admits only keys of the pool's
+    role (pool "resolve": resolvers, "apns": apns-senders, "mqtt": mqtt-senders, any other
+    name: any allowed key; common/pp_zap.h), and the hub knows each worker's key (User-Id):
+    pp_dispatch_set_max_workers_per_key caps the workers one key may register. Outputs ("O")
+    are taken only from registered workers.
+
     Metrics (label pool="<pool_name>"): link_jobs_sent_total, link_acks_total,
     link_acks_other_id_total, link_requeued_total, link_worker_deaths_total,
     link_unknown_acks_total,
-    link_bad_messages_total{kind}, and gauges link_workers, link_pending, link_in_flight.
+    link_bad_messages_total{kind} (kinds include output_unregistered and workers_per_key,
+    below), and gauges link_workers, link_pending, link_in_flight.
 */
 #ifndef PP_DISPATCH_H
 #define PP_DISPATCH_H
@@ -45,6 +52,8 @@ typedef struct pp_dispatch_t pp_dispatch_t;
 #define PP_DISPATCH_MAX_CREDIT 100000u
 /*  Most workers per pool; further unknown routing ids are refused (kind="too_many_workers"). */
 #define PP_DISPATCH_MAX_WORKERS 1024u
+/*  The broker's default for broker.link.max_workers_per_key. */
+#define PP_DISPATCH_DEFAULT_MAX_WORKERS_PER_KEY 64u
 
 /*  Creates the ROUTER (czmq, curve applied when curve is not NULL), binds it to endpoint and
     starts an empty pool. pool_name ("resolve", "apns", "mqtt") labels metrics and logs.
@@ -117,11 +126,22 @@ void pp_dispatch_each_job(pp_dispatch_t *d, pp_dispatch_job_fn *fn, void *ctx);
 typedef void pp_dispatch_acked_fn(void *ctx, const zmq_msg_t *job);
 void pp_dispatch_set_acked(pp_dispatch_t *d, pp_dispatch_acked_fn *fn, void *ctx);
 
+/*  Most workers (routing ids) one key may have registered at once, by the User-Id of their
+    connection (set by the broker's ZAP handler: the client's CURVE key). A worker's "R"
+    beyond it is refused: not registered, counted as kind="workers_per_key", logged
+    (rate-limited) with the key, so one key cannot take every slot of a pool. 0 (the
+    default): no cap. Workers without a User-Id (CURVE off) are never capped. A worker that
+    reconnects counts twice until its old routing id is declared dead. */
+void pp_dispatch_set_max_workers_per_key(pp_dispatch_t *d, uint32_t max);
+
 /*  Outputs: a worker may send results back over its link ("O" + body; see pp_link_send),
     e.g. a resolver's APNS and MQTT jobs. Each one is handed to fn, which may move *body
     (zmq_msg_move) or leave it to be closed. fn returns true to keep reading, false to stop
     this pp_dispatch_on_readable call after this message (its target is full). Without an
-    output function, "O" is counted as an unknown command. */
+    output function, "O" is counted as an unknown command. An "O" from a routing id that is
+    not a registered worker (never sent "R", refused by the per-key cap, declared dead, or
+    from before a hub restart) is dropped, counted as kind="output_unregistered", logged
+    (rate-limited) and answered with "W" so that a real worker registers again. */
 typedef bool(pp_dispatch_output_fn)(void *ctx, zmq_msg_t *body);
 void pp_dispatch_set_output(pp_dispatch_t *d, pp_dispatch_output_fn *fn, void *ctx);
 

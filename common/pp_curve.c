@@ -1,10 +1,12 @@
 #include "pp_curve.h"
 #include "pp_log.h"
+#include "pp_zap.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +30,13 @@ struct pp_curve_t {
     bool server;
     char public_txt[41];
     char secret_txt[41];
-    char server_public_txt[41]; /* clients: the broker's key */
-    char *allow_dir;            /* server */
-    zactor_t *auth;             /* server: started by the first pp_curve_apply */
-    zactor_t *monitor;          /* server, optional: handshake counters */
+    char server_public_txt[41];     /* clients: the broker's key */
+    char *allow_dir;                /* server */
+    bool roles;                     /* server: allow_dir has role subdirectories */
+    char *role_dirs[PP_ROLE_COUNT]; /* server: each role's directory (NULL: none) */
+    pp_zap_t *zap;                  /* server: started by the first pp_curve_apply */
+    pp_metrics_t *metrics;          /* server, optional (pp_curve_set_metrics) */
+    zactor_t *monitor;              /* server, optional: handshake counters */
     int n_monitored;
 };
 
@@ -123,8 +128,8 @@ static void s_read_server_public(pp_curve_t *c, pp_config_t *config)
     zcert_destroy(&cert);
 }
 
-/*  Returns the number of public certificates (files not ending in "_secret") in dir, or -1
-    with a config error. */
+/*  Returns the number of public certificates (files not ending in "_secret"; directories
+    are not counted) in dir, or -1 with a config error. */
 static int s_count_certs(pp_config_t *config, const char *key, const char *dir)
 {
     DIR *d = opendir(dir);
@@ -137,6 +142,8 @@ static int s_count_certs(pp_config_t *config, const char *key, const char *dir)
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (e->d_name[0] == '.') continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 && S_ISDIR(st.st_mode)) continue;
         if (len > 7 && strcmp(e->d_name + len - 7, "_secret") == 0)
             secrets++;
         else
@@ -148,6 +155,70 @@ static int s_count_certs(pp_config_t *config, const char *key, const char *dir)
                 "allow_dir=%s secret_files=%d hint=\"only public certificates belong here\"", dir,
                 secrets);
     return n;
+}
+
+/*  Roles (common/pp_zap.h): a subdirectory per role under allow_dir turns them on; none
+    keeps the flat layout, where every allowed key may use every socket. */
+static void s_read_role_dirs(pp_curve_t *c, pp_config_t *config, const char *key, const char *dir)
+{
+    char path[PATH_MAX];
+    for (int r = 0; r < PP_ROLE_COUNT; r++) {
+        struct stat st;
+        if (snprintf(path, sizeof path, "%s/%s", dir, pp_role_name(r)) >= (int)sizeof path) {
+            pp_config_fail(config, key, "%s: path too long", dir);
+            return;
+        }
+        if (stat(path, &st) != 0) continue;
+        if (!S_ISDIR(st.st_mode)) {
+            /* A file named like a role would be a certificate nobody meant as one. */
+            pp_config_fail(config, key,
+                           "%s: not a directory (role directories are %s/, %s/, "
+                           "%s/, %s/)",
+                           path, pp_role_name(0), pp_role_name(1), pp_role_name(2),
+                           pp_role_name(3));
+            return;
+        }
+        c->role_dirs[r] = strdup(path);
+        if (!c->role_dirs[r]) abort();
+        c->roles = true;
+    }
+    if (!c->roles) {
+        int n = s_count_certs(config, key, dir);
+        if (n < 0) return;
+        if (n == 0)
+            pp_warn("curve_allow_dir_empty", "allow_dir=%s effect=\"every client is refused\"",
+                    dir);
+        pp_warn("curve_roles_off",
+                "allow_dir=%s effect=\"every allowed key may use every socket (client keys can "
+                "act as resolvers and senders)\" hint=\"put keys in %s/clients, %s/resolvers, "
+                "%s/apns-senders, %s/mqtt-senders (docs/security.md)\"",
+                dir, dir, dir, dir, dir);
+        for (int r = 0; r < PP_ROLE_COUNT; r++)
+            if (!(c->role_dirs[r] = strdup(dir))) abort();
+        return;
+    }
+    for (int r = 0; r < PP_ROLE_COUNT; r++) {
+        if (!c->role_dirs[r]) {
+            pp_warn("curve_role_dir_missing",
+                    "allow_dir=%s role=%s effect=\"every key is refused "
+                    "on this role's sockets\"",
+                    dir, pp_role_name(r));
+            continue;
+        }
+        int n = s_count_certs(config, key, c->role_dirs[r]);
+        if (n < 0) return;
+        if (n == 0)
+            pp_warn("curve_role_dir_empty",
+                    "dir=%s role=%s effect=\"every key is refused on "
+                    "this role's sockets\"",
+                    c->role_dirs[r], pp_role_name(r));
+    }
+    int flat = s_count_certs(config, key, dir);
+    if (flat > 0)
+        pp_warn("curve_allow_dir_flat_ignored",
+                "allow_dir=%s files=%d effect=\"ignored: with role directories only the keys in "
+                "them are allowed\"",
+                dir, flat);
 }
 
 static void s_read_allow_dir(pp_curve_t *c, pp_config_t *config)
@@ -167,12 +238,9 @@ static void s_read_allow_dir(pp_curve_t *c, pp_config_t *config)
         pp_config_fail(config, key, "%s: not a directory", dir);
         return;
     }
-    int n = s_count_certs(config, key, dir);
-    if (n < 0) return;
-    if (n == 0)
-        pp_warn("curve_allow_dir_empty", "allow_dir=%s effect=\"every client is refused\"", dir);
     c->allow_dir = strdup(dir);
     if (!c->allow_dir) abort();
+    s_read_role_dirs(c, config, key, dir);
 }
 
 /*  The section is shared by every process and no program's unknown-key check covers it,
@@ -229,8 +297,10 @@ void pp_curve_destroy(pp_curve_t **p)
     if (!p || !*p) return;
     pp_curve_t *c = *p;
     zactor_destroy(&c->monitor);
-    zactor_destroy(&c->auth);
+    pp_zap_destroy(&c->zap);
     free(c->allow_dir);
+    for (int r = 0; r < PP_ROLE_COUNT; r++)
+        free(c->role_dirs[r]);
     /* The secret key should not linger in freed memory. */
     explicit_bzero(c->secret_txt, sizeof c->secret_txt);
     free(c);
@@ -240,6 +310,11 @@ void pp_curve_destroy(pp_curve_t **p)
 bool pp_curve_enabled(const pp_curve_t *c)
 {
     return c && c->enabled;
+}
+
+bool pp_curve_roles(const pp_curve_t *c)
+{
+    return pp_curve_enabled(c) && c->server && c->roles;
 }
 
 const char *pp_curve_public_key(const pp_curve_t *c)
@@ -254,32 +329,25 @@ static int s_setopt(void *sock, int opt, const void *value, size_t len, const ch
     return -1;
 }
 
+/*  Our own ZAP handler, not czmq's zauth: zauth checks one allow list for every ZAP domain
+    and sets no User-Id (see common/pp_zap.h). */
 static int s_start_auth(pp_curve_t *c)
 {
-    c->auth = zactor_new(zauth, NULL);
-    if (!c->auth) {
-        pp_error("curve_zauth_failed", "error=\"cannot start zauth\"");
-        return -1;
-    }
-    /* zcertstore behind "CURVE <dir>" reloads the directory when its mtime changes. */
-    if (zstr_sendx(c->auth, "CURVE", c->allow_dir, NULL) != 0 || zsock_wait(c->auth) != 0) {
-        pp_error("curve_zauth_failed", "error=\"zauth did not take CURVE %s\"", c->allow_dir);
-        zactor_destroy(&c->auth);
-        return -1;
-    }
-    pp_info("curve_server", "public_key=%s allow_dir=%s zap_domain=%s", c->public_txt, c->allow_dir,
-            PP_CURVE_ZAP_DOMAIN);
+    c->zap = pp_zap_new((const char *const *)c->role_dirs, c->metrics);
+    if (!c->zap) return -1; /* logged */
+    pp_info("curve_server", "public_key=%s allow_dir=%s roles=%s zap_domain=%s", c->public_txt,
+            c->allow_dir, c->roles ? "on" : "off", PP_CURVE_ZAP_DOMAIN);
     return 0;
 }
 
-static int s_apply_server(pp_curve_t *c, void *sock)
+static int s_apply_server(pp_curve_t *c, void *sock, pp_role_t role)
 {
-    if (!c->auth && s_start_auth(c) != 0) return -1;
+    if (!c->zap && s_start_auth(c) != 0) return -1;
     int one = 1;
+    const char *domain = pp_zap_domain(role);
     if (s_setopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one, "ZMQ_CURVE_SERVER") ||
         s_setopt(sock, ZMQ_CURVE_SECRETKEY, c->secret_txt, 40, "ZMQ_CURVE_SECRETKEY") ||
-        s_setopt(sock, ZMQ_ZAP_DOMAIN, PP_CURVE_ZAP_DOMAIN, strlen(PP_CURVE_ZAP_DOMAIN),
-                 "ZMQ_ZAP_DOMAIN") ||
+        s_setopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain), "ZMQ_ZAP_DOMAIN") ||
         s_setopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one, "ZMQ_ZAP_ENFORCE_DOMAIN"))
         return -1;
     return 0;
@@ -386,6 +454,7 @@ static void s_monitor_actor(zsock_t *pipe, void *args)
 void pp_curve_set_metrics(pp_curve_t *c, pp_metrics_t *metrics)
 {
     if (!pp_curve_enabled(c) || !c->server || c->monitor || !metrics) return;
+    c->metrics = metrics;
     c->monitor = zactor_new(s_monitor_actor, metrics);
     if (!c->monitor) pp_warn("curve_monitor_failed", "effect=\"no handshake counters\"");
 }
@@ -408,12 +477,17 @@ static void s_watch(pp_curve_t *c, void *sock)
 
 int pp_curve_apply(pp_curve_t *c, void *zmq_socket)
 {
+    return pp_curve_apply_role(c, zmq_socket, PP_ROLE_ANY);
+}
+
+int pp_curve_apply_role(pp_curve_t *c, void *zmq_socket, pp_role_t role)
+{
     if (!pp_curve_enabled(c)) return 0;
-    if (!zmq_socket) {
-        pp_error("curve_apply_failed", "error=\"no socket\"");
+    if (!zmq_socket || (unsigned)role > PP_ROLE_ANY) {
+        pp_error("curve_apply_failed", "error=\"%s\"", zmq_socket ? "bad role" : "no socket");
         return -1;
     }
-    int rc = c->server ? s_apply_server(c, zmq_socket) : s_apply_client(c, zmq_socket);
+    int rc = c->server ? s_apply_server(c, zmq_socket, role) : s_apply_client(c, zmq_socket);
     if (rc == 0 && c->server && c->monitor) s_watch(c, zmq_socket);
     return rc;
 }

@@ -107,7 +107,10 @@ static void s_grant(pp_link_t *l, bool force)
     uint32_t used = l->held + l->credit;
     uint32_t free = used < l->window ? l->window - used : 0;
     uint32_t quarter = l->window / 4 ? l->window / 4 : 1;
-    if (free == 0 || (!force && free < quarter)) return;
+    /* force (a new socket, or the hub's "W"): an "R" goes out even with nothing to grant,
+       because it is what registers us; the hub drops outputs from an unregistered id,
+       and a worker holding a full window must not lose the outputs of what it holds. */
+    if (!force && (free == 0 || free < quarter)) return;
     uint8_t b[4] = {(uint8_t)(free >> 24), (uint8_t)(free >> 16), (uint8_t)(free >> 8),
                     (uint8_t)free};
     if (s_send_cmd(l, 'R', b, 4) == 0) l->credit += free;

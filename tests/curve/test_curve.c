@@ -1,5 +1,5 @@
 /*  pp_curve against real sockets over tcp on 127.0.0.1: a czmq ROUTER as the CURVE server
-    (zauth with an allow directory) and DEALER clients with an allowed key, an unknown key,
+    (pp_zap with a flat allow directory) and DEALER clients with an allowed key, an unknown key,
     and no CURVE at all; plus the config errors, and libzmq's fail-closed behaviour without
     a ZAP handler. */
 #include "pp_curve.h"
@@ -215,7 +215,7 @@ static void s_server_start(s_server_t *s)
     snprintf(s->endpoint, sizeof s->endpoint, "tcp://127.0.0.1:%d", port);
 }
 
-/*  One CURVE server for all socket tests: zauth is one actor per context, and its inproc
+/*  One CURVE server for all socket tests: the ZAP handler is one per context, and its inproc
     endpoint is released asynchronously after it stops, so a second one started at once could
     fail to bind it. */
 static s_server_t s_srv;
@@ -358,7 +358,7 @@ static void test_key_added_to_allow_dir_is_picked_up(void **state)
 
 /*  libzmq itself: a CURVE server with ZAP_ENFORCE_DOMAIN and no ZAP handler refuses
     a client whose key it never saw (fails closed); without enforcement it lets it in.
-    A context of its own, so that the zauth of the other tests is not there. */
+    A context of its own, so that the ZAP handler of the other tests is not there. */
 static bool s_raw_exchange(bool enforce)
 {
     void *ctx = zmq_ctx_new();

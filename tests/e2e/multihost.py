@@ -5,7 +5,7 @@ The test makes its own network: a namespace holding a bridge, and five host name
 each with a veth pair into the bridge and an address in 10.213.0.0/24 (used only inside
 these namespaces):
 
-    host 1  10.213.0.1  pushpipe-broker (CURVE server; allow list: pipeline + good client)
+    host 1  10.213.0.1  pushpipe-broker (CURVE server; roles: good client, pipeline stages)
     host 2  10.213.0.2  two pushpipe-resolvers
     host 3  10.213.0.3  pushpipe-apns-sender, pushpipe-mqtt-sender
     host 4  10.213.0.4  redis-server, mosquitto, two pp-apns-testservers (sandbox, production)
@@ -99,9 +99,13 @@ def keys(build_dir, wd):
     keygen = e.binary(build_dir, "pushpipe-keygen")
     for name in ("broker", "pipeline", "good", "bad"):
         subprocess.run([keygen, name, "--dir", certs], check=True, capture_output=True)
-    for name in ("pipeline", "good"):
+    # Roles (docs/security.md): the client's key in clients/, the stages' shared key in the
+    # three worker roles. "bad" is in none.
+    for role, name in (("clients", "good"), ("resolvers", "pipeline"),
+                       ("apns-senders", "pipeline"), ("mqtt-senders", "pipeline")):
+        os.makedirs(os.path.join(allow, role), exist_ok=True)
         with open(os.path.join(certs, name + ".cert")) as f, \
-                open(os.path.join(allow, name + ".cert"), "w") as g:
+                open(os.path.join(allow, role, name + ".cert"), "w") as g:
             g.write(f.read())
     curve = {"enabled": True,
              "server_secret_cert": os.path.join(certs, "broker.cert_secret"),
@@ -133,6 +137,7 @@ def main():
     client = hosts[5]
     checks.check("event=curve_server" in pl.broker.output() or "curve_server" in
                  pl.broker.output(), "the broker runs as a CURVE server")
+    checks.check("roles=on" in pl.broker.output(), "with a role per key (allow_dir/<role>/)")
     checks.check(hosts[1].run(["ss", "-ltn"], capture_output=True).stdout.decode().count(
         "%s:%d" % (hosts[1].addr, pl.base)) == 1, "the broker listens on host 1's address")
     pl.seed()
