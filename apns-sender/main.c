@@ -36,6 +36,8 @@ int main(int argc, char **argv)
     if (sender) {
         rc = pp_apns_sender_run(sender) == 0 ? 0 : 1;
         pp_apns_sender_drain(sender);
+    } else if (pp_proc_stopping()) {
+        rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
     }
     /* Flushes the acks and says "B": the hubs send what was not acked to other senders. */
     pp_linkset_destroy(&link);

@@ -50,6 +50,8 @@ int main(int argc, char **argv)
         rc = pp_broker_run(broker) == 0 ? 0 : 1;
         pp_broker_drain(broker);
         pp_broker_destroy(&broker);
+    } else if (pp_proc_stopping()) {
+        rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
     }
     pp_curve_destroy(&curve);
     pp_proc_destroy(&proc);

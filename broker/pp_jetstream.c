@@ -253,8 +253,17 @@ static int s_connect(pp_jetstream_t *js, char *err, size_t errlen)
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(js->opts, s_on_disconnected, js);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(js->opts, s_on_reconnected, js);
     if (s != NATS_OK) return s_fail(err, errlen, "nats options", s, 0);
-    s = natsConnection_Connect(&js->nc, js->opts);
-    if (s != NATS_OK) return s_fail(err, errlen, "cannot connect to NATS", s, 0);
+    /* A few tries: a connect can fail on a transient error (a poll interrupted by a
+       signal shows as an I/O error), and a server being started next to us may not listen
+       yet. Unreachable after three connect timeouts: the caller gives up (exit 1). */
+    uint64_t until = pp_mono_ms() + 3 * (uint64_t)js->cfg.connect_timeout_ms;
+    for (int attempt = 1;; attempt++) {
+        s = natsConnection_Connect(&js->nc, js->opts);
+        if (s == NATS_OK) break;
+        if (pp_mono_ms() >= until) return s_fail(err, errlen, "cannot connect to NATS", s, 0);
+        pp_warn("nats_connect_retry", "attempt=%d error=\"%s\"", attempt, natsStatus_GetText(s));
+        s_sleep_ms(200);
+    }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = js->cfg.connect_timeout_ms;

@@ -539,6 +539,12 @@ int pp_secret_file_check(const char *path, char *err, size_t errlen)
     struct stat st;
     if (!path || stat(path, &st) != 0) return 0;
     if ((st.st_mode & (S_IRGRP | S_IROTH)) == 0) return 0;
+    /* Group-readable is allowed only for a root-owned file whose group is our own and
+       that nobody else may read or write: how Kubernetes mounts a secret for a non-root
+       pod (fsGroup, defaultMode 0440). Any other group could be shared. */
+    if (!(st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) && st.st_uid == 0 && st.st_uid != getuid() &&
+        st.st_gid == getegid())
+        return 0;
     snprintf(err, errlen,
              "permissions %04o for %s are too open: a secret key must not be readable by group "
              "or others (chmod 600 %s)",

@@ -211,18 +211,32 @@ static int s_open(pp_link_t *l, pp_curve_t *curve)
     snprintf(mon_ep, sizeof mon_ep, "inproc://pp-link-%d-%u", (int)getpid(),
              __atomic_fetch_add(&s_monitors, 1, __ATOMIC_RELAXED));
     zsock_t *mon = NULL;
-    if (zmq_socket_monitor(raw, mon_ep,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_CLOSED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
-        !(mon = zsock_new(ZMQ_PAIR)) || zsock_connect(mon, "%s", mon_ep) < 0) {
+    /* A signal (the SIGTERM of a stop that comes while we start) interrupts libzmq's
+       command to its I/O thread: EINTR is tried again, it is no failure. */
+    int rc;
+    do {
+        rc = zmq_socket_monitor(raw, mon_ep,
+                                ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                                    ZMQ_EVENT_CLOSED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) mon = zsock_new(ZMQ_PAIR);
+    if (mon) {
+        do {
+            rc = zsock_connect(mon, "%s", mon_ep);
+        } while (rc < 0 && errno == EINTR);
+    }
+    if (rc != 0 || !mon) {
         pp_error("link_monitor_failed", "error=\"%s\"", zmq_strerror(errno));
         zmq_socket_monitor(raw, NULL, 0);
         zsock_destroy(&mon);
         goto fail;
     }
-    if (zsock_connect(sock, "%s", l->endpoint) < 0) {
+    do {
+        rc = zsock_connect(sock, "%s", l->endpoint);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) {
         pp_error("link_connect_failed", "endpoint=%s error=\"%s\"", l->endpoint,
                  zmq_strerror(errno));
         zmq_socket_monitor(raw, NULL, 0);

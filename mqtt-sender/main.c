@@ -64,7 +64,9 @@ int main(int argc, char **argv)
     else
         s = pp_mqtt_sender_new(&cfg, pp_proc_metrics(proc), link, err, sizeof err);
     int rc = 1;
-    if (!s) {
+    if (!s && pp_proc_stopping()) {
+        rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
+    } else if (!s) {
         /* The MQTT client could not be made (bad options paho refuses): a config error. */
         fprintf(stderr, "pushpipe-mqtt-sender: %s\n", err);
         pp_error("start_failed", "error=\"%s\"", err);

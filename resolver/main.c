@@ -74,6 +74,8 @@ int main(int argc, char **argv)
     if (r) {
         rc = pp_resolver_run(r) == 0 ? 0 : 1;
         pp_resolver_drain(r);
+    } else if (pp_proc_stopping()) {
+        rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
     }
     /* Flushes acks and says "B": the broker re-sends at once whatever we did not ack.
        Queued outputs get a linger of heartbeat_ms (at most 2 s) to reach the broker. */
