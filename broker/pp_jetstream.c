@@ -136,8 +136,14 @@ static void s_on_puback(jsCtx *jctx, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pa
     (void)jctx;
     pp_jetstream_t *js = closure;
     const char *seqtext = NULL;
-    if (natsMsgHeader_Get(msg, S_SEQ_HEADER, &seqtext) != NATS_OK || !seqtext) return;
-    pp_js_event_t ev = {.kind = PP_JS_PUBACK, .token = strtoull(seqtext, NULL, 10)};
+    uint64_t seq = 0;
+    bool have_seq = natsMsgHeader_Get(msg, S_SEQ_HEADER, &seqtext) == NATS_OK && seqtext;
+    if (have_seq) seq = strtoull(seqtext, NULL, 10);
+    /* With an ack handler set, the published message is ours to destroy (nats.c js.c
+       _handleAsyncReply); before this every stored batch leaked. */
+    natsMsg_Destroy(msg);
+    if (!have_seq) return;
+    pp_js_event_t ev = {.kind = PP_JS_PUBACK, .token = seq};
     if (pae) {
         snprintf(ev.error, sizeof ev.error, "%s%s%s", natsStatus_GetText(pae->Err),
                  pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
@@ -408,7 +414,13 @@ void pp_jetstream_destroy(pp_jetstream_t **p)
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = 2000;
-        js_PublishAsyncComplete(js->js, &po);
+        if (js_PublishAsyncComplete(js->js, &po) != NATS_OK) {
+            /* Unanswered: they stay in the stream or were never stored; either way the
+               client was not told "accepted" for them by us. Free NATS's copies. */
+            natsMsgList pending = {0};
+            if (js_PublishAsyncGetPendingList(&pending, js->js) == NATS_OK)
+                natsMsgList_Destroy(&pending);
+        }
     }
     if (js->nc) natsConnection_Flush(js->nc); /* the naks and acks go out before closing */
     if (js->sub) natsSubscription_Destroy(js->sub);
