@@ -74,9 +74,9 @@ void *pp_link_socket(pp_link_t *l);
 
 /*  Never blocks. Handles the hub's control messages (H, W; bad ones are counted and
     dropped; an "H" stating a heartbeat other than ours, see pp_link_config_error) and
-    returns 1 with the next job's seq and body (moved into *body, which must
-    be initialised; its old content is closed), 0 when no job is waiting, -1 on a socket
-    error (errno set). */
+    returns 1 with the next job's seq and body (moved into *body, which must be
+    initialised; its old content is closed), 0 when no job is waiting, -1 on a socket error
+    (errno set). */
 int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body);
 
 /*  Sends one output to the hub ("O" + body), e.g. the APNS and MQTT jobs a resolver makes
