@@ -30,7 +30,7 @@ int main(int argc, char **argv)
     pp_linkset_t *link = NULL;
     if (cfg.n_links == n_brokers)
         link = pp_linkset_new(eps, cfg.n_links, curve, pp_proc_metrics(proc), cfg.window,
-                              cfg.heartbeat_ms);
+                              cfg.heartbeat_ms, 0);
     pp_apns_sender_t *sender = link ? pp_apns_sender_new(&cfg, pp_proc_metrics(proc), link) : NULL;
     int rc = 1;
     if (sender) {
@@ -39,6 +39,7 @@ int main(int argc, char **argv)
     } else if (pp_proc_stopping()) {
         rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
     }
+    if (link && pp_linkset_config_error(link)) rc = 2; /* a broker's heartbeat is not ours */
     /* Flushes the acks and says "B": the hubs send what was not acked to other senders. */
     pp_linkset_destroy(&link);
     pp_apns_sender_destroy(&sender);

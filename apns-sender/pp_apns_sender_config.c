@@ -58,8 +58,7 @@ void pp_apns_sender_config_read(pp_config_t *c, pp_apns_sender_config_t *cfg,
         (uint32_t)pp_config_int(c, "apns_sender.reconnect_max_ms", 30000, 10, 3600000);
     cfg->window =
         (uint32_t)pp_config_int(c, "apns_sender.link.window", 256, 1, (int64_t)PP_LINK_MAX_WINDOW);
-    cfg->heartbeat_ms =
-        (uint32_t)pp_config_int(c, "apns_sender.link.heartbeat_ms", 1000, 100, 60000);
+    cfg->heartbeat_ms = pp_link_heartbeat_read(c, "apns_sender"); /* top-level, every process */
     cfg->max_resends = (int)pp_config_int(c, "apns_sender.max_resends", 10, 1, 1000);
     pp_jwt_timing_t *jt = &cfg->jwt;
     jt->renew_s = pp_config_int(c, "apns_sender.jwt.renew_s", 3000, 1, 3600);

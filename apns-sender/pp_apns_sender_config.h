@@ -24,7 +24,7 @@ typedef struct {
 typedef struct {
     char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's apns_out hub */
     size_t n_links;                          /* as many as broker addresses when valid */
-    uint32_t window, heartbeat_ms;           /* apns_sender.link.* */
+    uint32_t window, heartbeat_ms;           /* apns_sender.link.window, top-level heartbeat_ms */
     pp_apns_hostport_t hosts[2];             /* APNs per environment: sandbox, production */
     pp_apns_apps_t *apps;                    /* owned until pp_apns_sender_new takes it */
     int max_attempts;                        /* retry.max_attempts */

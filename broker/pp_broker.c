@@ -228,12 +228,11 @@ void pp_broker_config_read(pp_config_t *c, pp_broker_config_t *cfg, const char *
     cfg->drain_ms =
         (int)pp_config_int(c, "broker.drain_ms", PP_DEFAULT_BROKER_DRAIN_MS, 0, 3600000);
     cfg->log_rejects_per_s = (int)pp_config_int(c, "broker.log_rejects_per_s", 10, 0, 100000);
-    cfg->heartbeat_ms = (uint32_t)pp_config_int(c, "broker.link.heartbeat_ms",
-                                                PP_DISPATCH_DEFAULT_HEARTBEAT_MS, 10, 60000);
+    cfg->heartbeat_ms = pp_link_heartbeat_read(c, "broker"); /* top-level, every process */
     /* 0: three heartbeats (pp_dispatch's default). */
     cfg->timeout_ms = (uint32_t)pp_config_int(c, "broker.link.timeout_ms", 0, 0, 600000);
     if (cfg->timeout_ms && cfg->timeout_ms <= cfg->heartbeat_ms)
-        pp_config_fail(c, "broker.link.timeout_ms", "%u must exceed broker.link.heartbeat_ms (%u)",
+        pp_config_fail(c, "broker.link.timeout_ms", "%u must exceed heartbeat_ms (%u)",
                        cfg->timeout_ms, cfg->heartbeat_ms);
     /* Workers one CURVE key may register per pool (docs/security.md); 0 turns the cap off. */
     cfg->max_workers_per_key = (uint32_t)pp_config_int(c, "broker.link.max_workers_per_key",

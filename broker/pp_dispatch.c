@@ -14,15 +14,13 @@
 /*  Most jobs sent to one worker before the pump moves on to the next (fairness vs. the
     cost of walking the worker list per job). */
 #define S_BATCH 64
-/*  Most sequence numbers in one "A" frame. */
-#define S_MAX_ACKS 65536
 /*  A "K" message carries at most this many jobs and bytes of entries (12-byte header +
     body each); a job too big to share a batch goes alone as "J" (zero-copy). Jobs are
     batched because the cost of the link is per ZMQ frame (I/O thread and both ends), not
     per byte: copying small bodies into one frame is cheaper than a frame each. */
 #define S_K_MAX_JOBS 64
 #define S_K_MAX_BYTES 65536
-#define S_K_ENTRY 12
+_Static_assert(S_K_MAX_JOBS <= PP_LINK_BATCH_MAX_JOBS, "a batch the workers take");
 
 enum {
     BAD_COMMAND_SIZE,
@@ -356,7 +354,7 @@ pp_dispatch_t *pp_dispatch_new_rcvhwm(const char *pool_name, const char *endpoin
     pp_dispatch_t *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     snprintf(d->pool, sizeof d->pool, "%s", pool_name);
-    d->heartbeat_ms = heartbeat_ms ? heartbeat_ms : PP_DISPATCH_DEFAULT_HEARTBEAT_MS;
+    d->heartbeat_ms = heartbeat_ms ? heartbeat_ms : PP_LINK_DEFAULT_HEARTBEAT_MS;
     d->timeout_ms = timeout_ms ? timeout_ms : 3 * d->heartbeat_ms;
     d->max_msgs = max_msgs;
     d->max_bytes = max_bytes;
@@ -396,7 +394,7 @@ pp_dispatch_t *pp_dispatch_new_rcvhwm(const char *pool_name, const char *endpoin
     d->raw = zsock_resolve(d->sock);
     zsock_set_router_mandatory(d->sock, 1);
     // Credit bounds what is queued per worker; the HWMs only guard against a misbehaving one.
-    zsock_set_sndhwm(d->sock, 2 * PP_DISPATCH_MAX_CREDIT);
+    zsock_set_sndhwm(d->sock, 2 * PP_LINK_MAX_WINDOW);
     // Set before the bind: libzmq copies a listener's options when it binds.
     zsock_set_rcvhwm(d->sock, rcvhwm);
     zsock_set_linger(d->sock, 0);
@@ -472,20 +470,6 @@ int pp_dispatch_enqueue_force(pp_dispatch_t *d, zmq_msg_t *job)
     return 0;
 }
 
-static void s_put_be64(uint8_t *b, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        b[i] = (uint8_t)v;
-}
-
-static uint64_t s_get_be64(const uint8_t *b)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | b[i];
-    return v;
-}
-
 /*  Moves the head of the pending FIFO into w's next in-flight slot (room made before). */
 static void s_take_front(pp_dispatch_t *d, s_worker_t *w, uint64_t seq, uint64_t now)
 {
@@ -514,8 +498,8 @@ static size_t s_batch_count(pp_dispatch_t *d, size_t max, size_t *bytes)
     size_t n = 0, total = 0;
     while (n < max && n < d->pend_len) {
         size_t sz = zmq_msg_size(&d->pend[(d->pend_head + n) % d->pend_cap]);
-        if (total + S_K_ENTRY + sz > S_K_MAX_BYTES) break;
-        total += S_K_ENTRY + sz;
+        if (total + PP_LINK_BATCH_ENTRY + sz > S_K_MAX_BYTES) break;
+        total += PP_LINK_BATCH_ENTRY + sz;
         n++;
     }
     *bytes = total;
@@ -548,21 +532,19 @@ static int s_send_jobs(pp_dispatch_t *d, s_worker_t *w, size_t max, uint64_t now
         for (size_t i = 0; i < n; i++) {
             zmq_msg_t *job = &d->pend[(d->pend_head + i) % d->pend_cap];
             size_t sz = zmq_msg_size(job);
-            s_put_be64(p, seq + i);
-            p[8] = (uint8_t)(sz >> 24);
-            p[9] = (uint8_t)(sz >> 16);
-            p[10] = (uint8_t)(sz >> 8);
-            p[11] = (uint8_t)sz;
-            if (sz) memcpy(p + S_K_ENTRY, zmq_msg_data(job), sz);
-            p += S_K_ENTRY + sz;
+            pp_link_put_u64(p, seq + i);
+            pp_link_put_u32(p + 8, (uint32_t)sz);
+            if (sz) memcpy(p + PP_LINK_BATCH_ENTRY, zmq_msg_data(job), sz);
+            p += PP_LINK_BATCH_ENTRY + sz;
         }
     }
     uint8_t seqb[8];
-    s_put_be64(seqb, seq);
+    pp_link_put_u64(seqb, seq);
     // ROUTER_MANDATORY: the routing frame fails with EHOSTUNREACH for a gone peer and
     // EAGAIN at its HWM; once it is taken, the rest of the message is too.
     int rc = zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    if (rc >= 0) rc = zmq_send(d->raw, n == 1 ? "J" : "K", 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    char cmd = n == 1 ? PP_LINK_JOB : PP_LINK_BATCH;
+    if (rc >= 0) rc = zmq_send(d->raw, &cmd, 1, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc >= 0 && n == 1) rc = zmq_send(d->raw, seqb, 8, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     if (rc < 0 || zmq_msg_send(&payload, d->raw, ZMQ_DONTWAIT) < 0) {
         int e = errno;
@@ -640,9 +622,25 @@ static void s_bad(pp_dispatch_t *d, int kind, zmq_msg_t *f, size_t nframes)
 static void s_send_who(pp_dispatch_t *d, const zmq_msg_t *id)
 {
     // Failures do not matter: the worker asks again with its next heartbeat.
+    char cmd = PP_LINK_WHO;
     if (zmq_send(d->raw, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size(id),
                  ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-        zmq_send(d->raw, "W", 1, ZMQ_DONTWAIT);
+        zmq_send(d->raw, &cmd, 1, ZMQ_DONTWAIT);
+}
+
+/*  Sends w a heartbeat ("H"), with our heartbeat_ms when greeting (a worker just
+    registered: it checks that its own is the same). Returns 0, or -1 with errno. */
+static int s_send_heartbeat(pp_dispatch_t *d, s_worker_t *w, bool greeting, uint64_t now)
+{
+    char cmd = PP_LINK_HEARTBEAT;
+    uint8_t hb[4];
+    pp_link_put_u32(hb, d->heartbeat_ms);
+    if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
+    // Once the routing frame is taken, the rest of the message is too.
+    zmq_send(d->raw, &cmd, 1, ZMQ_DONTWAIT | (greeting ? ZMQ_SNDMORE : 0));
+    if (greeting) zmq_send(d->raw, hb, sizeof hb, ZMQ_DONTWAIT);
+    w->last_sent = now;
+    return 0;
 }
 
 /*  Finds the live slot of seq in any worker but skip (NULL: any), with its worker. */
@@ -676,7 +674,7 @@ static void s_on_acks(pp_dispatch_t *d, s_worker_t *w, const uint8_t *b, size_t 
 {
     size_t ok = 0, moved = 0, unknown = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t seq = s_get_be64(b + 8 * i);
+        uint64_t seq = pp_link_get_u64(b + 8 * i);
         s_worker_t *owner = w;
         s_slot_t *s = w ? s_ring_find(w, seq) : NULL;
         if (!s && (s = s_find_elsewhere(d, w, seq, &owner)) != NULL) moved++;
@@ -719,20 +717,20 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
     }
     char cmd = *(const char *)zmq_msg_data(&f[1]);
     switch (cmd) {
-    case 'R':
+    case PP_LINK_CREDIT:
         if (nf != 3 || zmq_msg_size(&f[2]) != 4) {
             s_bad(d, BAD_CREDIT_FRAME, f, nf);
             return;
         }
         break;
-    case 'A':
+    case PP_LINK_ACKS:
         if (nf != 3 || zmq_msg_size(&f[2]) == 0 || zmq_msg_size(&f[2]) % 8 != 0 ||
-            zmq_msg_size(&f[2]) / 8 > S_MAX_ACKS) {
+            zmq_msg_size(&f[2]) / 8 > PP_LINK_MAX_ACKS) {
             s_bad(d, BAD_ACK_FRAME, f, nf);
             return;
         }
         break;
-    case 'O':
+    case PP_LINK_OUTPUT:
         if (!d->output_fn) {
             s_bad(d, BAD_UNKNOWN_COMMAND, f, nf);
             return;
@@ -742,9 +740,9 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
             return;
         }
         break;
-    case 'H':
-    case 'B':
-    case 'N':
+    case PP_LINK_HEARTBEAT:
+    case PP_LINK_BYE:
+    case PP_LINK_NUDGE:
         if (nf != 2) {
             s_bad(d, BAD_HEARTBEAT_FRAME, f, nf);
             return;
@@ -757,7 +755,7 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
     }
     size_t index = 0;
     s_worker_t *w = s_worker_find(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), &index);
-    if (cmd == 'O') {
+    if (cmd == PP_LINK_OUTPUT) {
         if (!w) {
             // Outputs are jobs for other pools: only a registered worker may inject them.
             // Before issue 11 they were forwarded from anyone (the case meant was a worker
@@ -773,11 +771,12 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
         if (!d->output_fn(d->output_ctx, &f[2])) d->stop_reading = true;
     }
     if (!w) {
-        if (cmd == 'B') return;
-        if (cmd != 'R') {
+        if (cmd == PP_LINK_BYE) return;
+        if (cmd != PP_LINK_CREDIT) {
             // Acks are taken by seq even from an unknown id (a reconnected worker whose "R"
             // did not come first): the jobs are done, and redoing them helps nobody.
-            if (cmd == 'A') s_on_acks(d, NULL, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]) / 8);
+            if (cmd == PP_LINK_ACKS)
+                s_on_acks(d, NULL, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]) / 8);
             s_send_who(d, &f[0]);
             return;
         }
@@ -796,30 +795,29 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
         const char *name = zmq_msg_gets(&f[1], "X-Key-Name");
         w = s_worker_add(d, zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), user, name ? name : "", now);
         if (!w) return;
+        // Our heartbeat, before any job: a worker with another one stops (a config error).
+        // Not sent (at the HWM): that worker is not checked, as with a hub before issue 13.
+        s_send_heartbeat(d, w, true, now);
     }
     w->last_heard = now;
-    if (cmd == 'R') {
-        const uint8_t *b = zmq_msg_data(&f[2]);
-        uint32_t add = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    if (cmd == PP_LINK_CREDIT) {
+        uint32_t add = pp_link_get_u32(zmq_msg_data(&f[2]));
         uint64_t total = (uint64_t)w->credit + add;
-        if (total > PP_DISPATCH_MAX_CREDIT) {
+        if (total > PP_LINK_MAX_WINDOW) {
             s_bad(d, BAD_CREDIT_OVERFLOW, f, nf);
-            total = PP_DISPATCH_MAX_CREDIT;
+            total = PP_LINK_MAX_WINDOW;
         }
         d->credit += total - w->credit;
         w->credit = (uint32_t)total;
-    } else if (cmd == 'A') {
+    } else if (cmd == PP_LINK_ACKS) {
         s_on_acks(d, w, zmq_msg_data(&f[2]), zmq_msg_size(&f[2]) / 8);
-    } else if (cmd == 'B') {
+    } else if (cmd == PP_LINK_BYE) {
         s_worker_forget(d, index, "left");
-    } else if (cmd == 'N') {
+    } else if (cmd == PP_LINK_NUDGE) {
         // The worker holds jobs of a "K" its owner has not taken yet, and its socket has
         // nothing to make its poll wake up: answer at once (failures do not matter, the
         // next heartbeat wakes it too).
-        if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
-            zmq_send(d->raw, "H", 1, ZMQ_DONTWAIT);
-            w->last_sent = now;
-        }
+        s_send_heartbeat(d, w, false, now);
     }
 }
 
@@ -828,29 +826,14 @@ void pp_dispatch_on_readable(pp_dispatch_t *d)
     uint64_t now = pp_mono_ms();
     d->stop_reading = false;
     for (int n = 0; n < S_MAX_READS && !d->stop_reading; n++) {
+        // Routing id, command, argument, and one more: frames past the fourth are read and
+        // dropped; total still counts them, so a message too long is bad in s_handle.
         zmq_msg_t f[4];
-        zmq_msg_init(&f[0]);
-        if (zmq_msg_recv(&f[0], d->raw, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&f[0]);
-            break;
-        }
-        size_t nf = 1, total = 1;
-        bool more = zmq_msg_more(&f[0]);
-        while (more) {
-            // Frames past the fourth are read and dropped; total still counts them.
-            zmq_msg_t *into = &f[nf < 4 ? nf : 3];
-            if (nf >= 4) zmq_msg_close(into);
-            zmq_msg_init(into);
-            if (zmq_msg_recv(into, d->raw, 0) < 0) {
-                zmq_msg_close(into);
-                break;
-            }
-            more = zmq_msg_more(into);
-            if (nf < 4) nf++;
-            total++;
-        }
-        s_handle(d, f, total > 4 ? total : nf, now);
-        for (size_t i = 0; i < nf; i++)
+        size_t total = 0;
+        int nf = pp_link_wire_recv(d->raw, f, 4, &total);
+        if (nf < 0) break;
+        s_handle(d, f, total > 4 ? total : (size_t)nf, now);
+        for (int i = 0; i < nf; i++)
             zmq_msg_close(&f[i]);
     }
     s_gauges(d);
@@ -873,10 +856,7 @@ int pp_dispatch_tick(pp_dispatch_t *d, uint64_t now_ms)
         if (d->timeout_ms - heard < next) next = d->timeout_ms - heard;
         uint64_t since = now_ms > w->last_sent ? now_ms - w->last_sent : 0;
         if (since >= d->heartbeat_ms) {
-            if (zmq_send(d->raw, w->id, w->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
-                zmq_send(d->raw, "H", 1, ZMQ_DONTWAIT);
-                w->last_sent = now_ms;
-            } else if (errno == EHOSTUNREACH) {
+            if (s_send_heartbeat(d, w, false, now_ms) != 0 && errno == EHOSTUNREACH) {
                 s_worker_forget(d, i, "unreachable");
                 continue;
             }

@@ -3,11 +3,11 @@
 
     The dispatcher owns one ROUTER socket (bound, ZMQ_ROUTER_MANDATORY). Workers connect
     DEALERs (common/pp_link.h), grant credit with "R", and acknowledge finished jobs with
-    "A". The dispatcher keeps a bounded FIFO of pending jobs; it sends a job only to a
-    worker that has credit, and keeps every sent job (a refcounted zmq_msg_copy, not a byte
-    copy) until that worker acknowledges it. A worker unheard for timeout_ms, or one the
-    socket says is gone, is forgotten and its unacknowledged jobs go back to the front of
-    the pending FIFO, so a worker killed with kill -9 loses nothing: delivery is
+    "A" (the letters and shared limits: common/pp_link_wire.h). The dispatcher keeps a bounded FIFO
+   of pending jobs; it sends a job only to a worker that has credit, and keeps every sent job (a
+   refcounted zmq_msg_copy, not a byte copy) until that worker acknowledges it. A worker unheard for
+   timeout_ms, or one the socket says is gone, is forgotten and its unacknowledged jobs go back to
+   the front of the pending FIFO, so a worker killed with kill -9 loses nothing: delivery is
     at-least-once (a job can reach a second worker if the first died after doing it).
 
     Typical loop (one thread; not thread-safe):
@@ -37,6 +37,7 @@
 #define PP_DISPATCH_H
 
 #include "pp_curve.h"
+#include "pp_link_wire.h"
 #include "pp_metrics.h"
 
 #include <stdbool.h>
@@ -46,10 +47,9 @@
 
 typedef struct pp_dispatch_t pp_dispatch_t;
 
-#define PP_DISPATCH_DEFAULT_HEARTBEAT_MS 1000
-/*  Most credit one worker may hold; more is counted as bad (kind="credit_overflow") and
-    clamped, so a hostile worker cannot make the hub keep unbounded state for it. */
-#define PP_DISPATCH_MAX_CREDIT 100000u
+/*  The wire, the heartbeat default and the most credit one worker may hold
+    (PP_LINK_MAX_WINDOW: more is counted as kind="credit_overflow" and clamped) are in
+    common/pp_link_wire.h, shared with the workers' side. */
 /*  Most workers per pool; further unknown routing ids are refused (kind="too_many_workers"). */
 #define PP_DISPATCH_MAX_WORKERS 1024u
 /*  The broker's default for broker.link.max_workers_per_key. */
@@ -57,7 +57,9 @@ typedef struct pp_dispatch_t pp_dispatch_t;
 
 /*  Creates the ROUTER (czmq, curve applied when curve is not NULL), binds it to endpoint and
     starts an empty pool. pool_name ("resolve", "apns", "mqtt") labels metrics and logs.
-    metrics may be NULL (a private registry is used). heartbeat_ms 0 means 1000;
+    metrics may be NULL (a private registry is used). heartbeat_ms 0 means
+    PP_LINK_DEFAULT_HEARTBEAT_MS; the hub states it to every worker it registers ("H" +
+    heartbeat_ms, before any job), and a worker with another one stops (pp_link.h).
     timeout_ms 0 means 3 x heartbeat_ms. The pending FIFO takes at most max_msgs messages
     and about max_bytes bytes (both >= 1). Returns NULL, with a logged error, if the bind
     fails or an argument is invalid. */

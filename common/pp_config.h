@@ -2,7 +2,7 @@
 
     Each program reads its own section ("broker", "resolver", "apns_sender",
     "mqtt_sender", "launcher") plus the shared top-level keys ("broker_address",
-    "log_level", "curve"). Keys are looked up by dotted path from the root, e.g.
+    "log_level", "heartbeat_ms", "curve"). Keys are looked up by dotted path from the root, e.g.
     "resolver.redis.port". A missing key takes the default given by the caller; a key of the
     wrong type or out of range records an error that names the key, and the first such error
     is kept. After reading everything, pp_config_check_unknown() turns keys that nobody read

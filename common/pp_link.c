@@ -2,6 +2,7 @@
 #include "pp_link.h"
 
 #include "pp_log.h"
+#include "pp_proc.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -15,9 +16,7 @@
 /*  Control messages handled per pp_link_recv call before it returns 0. */
 #define S_MAX_CONTROL 1000
 
-/*  Most jobs accepted in one "K" (the hub sends at most 64); more is a bad batch. */
-#define S_K_MAX_JOBS 4096
-#define S_K_ENTRY 12
+_Static_assert(S_ACK_BATCH <= PP_LINK_MAX_ACKS, "an ack batch the hub takes");
 
 /*  A connection attempt that failed is retried after S_RETRY_MIN_MS, doubling up to
     S_RETRY_MAX_MS (libzmq's own default is 100 ms, constant). */
@@ -52,6 +51,9 @@ struct pp_link_t {
     uint64_t ack_floor; // 0: none
     bool outputs_sent;  // an "O" went out on the current socket
     uint32_t window, heartbeat_ms;
+    int sndhwm;
+    uint32_t hub_heartbeat_ms; // as the hub stated it; 0: unknown
+    bool config_error;         // the hub's heartbeat is not ours: no more work (see .h)
     uint32_t held, credit;
     bool paused;
     uint64_t last_sent;
@@ -77,8 +79,9 @@ static void s_bad(pp_link_t *l, int kind, size_t nframes)
                 s_bad_names[kind], nframes, suppressed);
 }
 
-static int s_send_cmd(pp_link_t *l, char cmd, const void *arg, size_t len)
+static int s_send_cmd(pp_link_t *l, pp_link_cmd_t command, const void *arg, size_t len)
 {
+    char cmd = (char)command;
     if (zmq_send(l->raw, &cmd, 1, ZMQ_DONTWAIT | (arg ? ZMQ_SNDMORE : 0)) < 0) return -1;
     // A DEALER takes the rest of a message once it took the first frame.
     if (arg && zmq_send(l->raw, arg, len, ZMQ_DONTWAIT) < 0) return -1;
@@ -89,7 +92,7 @@ static int s_send_cmd(pp_link_t *l, char cmd, const void *arg, size_t len)
 static void s_flush_acks(pp_link_t *l)
 {
     if (l->nacks == 0) return;
-    if (s_send_cmd(l, 'A', l->acks, 8 * l->nacks) == 0) {
+    if (s_send_cmd(l, PP_LINK_ACKS, l->acks, 8 * l->nacks) == 0) {
         l->nacks = 0;
         return;
     }
@@ -103,7 +106,7 @@ static void s_flush_acks(pp_link_t *l)
 
 static void s_grant(pp_link_t *l, bool force)
 {
-    if (l->paused) return;
+    if (l->paused || l->config_error) return;
     uint32_t used = l->held + l->credit;
     uint32_t free = used < l->window ? l->window - used : 0;
     uint32_t quarter = l->window / 4 ? l->window / 4 : 1;
@@ -111,9 +114,9 @@ static void s_grant(pp_link_t *l, bool force)
        because it is what registers us; the hub drops outputs from an unregistered id,
        and a worker holding a full window must not lose the outputs of what it holds. */
     if (!force && (free == 0 || free < quarter)) return;
-    uint8_t b[4] = {(uint8_t)(free >> 24), (uint8_t)(free >> 16), (uint8_t)(free >> 8),
-                    (uint8_t)free};
-    if (s_send_cmd(l, 'R', b, 4) == 0) l->credit += free;
+    uint8_t b[4];
+    pp_link_put_u32(b, free);
+    if (s_send_cmd(l, PP_LINK_CREDIT, b, 4) == 0) l->credit += free;
 }
 
 /*  Closes the current socket and its monitor, if any. linger_ms: how long libzmq may keep
@@ -130,8 +133,8 @@ static void s_close_sock(pp_link_t *l, int linger_ms)
 }
 
 /*  Copies onto the new socket the options an owner may have changed on the old one with
-    zmq_setsockopt(pp_link_socket(l), ...) (the resolver sets ZMQ_SNDHWM), and the CURVE
-    keys, so that a reconnect needs neither the owner nor its pp_curve_t. */
+    zmq_setsockopt(pp_link_socket(l), ...), and the CURVE keys, so that a reconnect needs
+    neither the owner nor its pp_curve_t. */
 static void s_copy_options(void *from, void *to)
 {
     static const int ints[] = {ZMQ_SNDHWM, ZMQ_RCVHWM, ZMQ_SNDBUF, ZMQ_RCVBUF};
@@ -201,7 +204,7 @@ static int s_open(pp_link_t *l, pp_curve_t *curve)
     } else {
         // The window bounds what the hub sends us; HWMs only bound a misbehaving hub.
         zsock_set_rcvhwm(sock, (int)(2 * l->window + 1000));
-        zsock_set_sndhwm(sock, 10000);
+        zsock_set_sndhwm(sock, l->sndhwm);
         if (pp_curve_apply(curve, raw) != 0) goto fail;
     }
     char mon_ep[64];
@@ -313,11 +316,11 @@ static void s_watch(pp_link_t *l, uint64_t now)
 }
 
 pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *metrics,
-                       uint32_t window, uint32_t heartbeat_ms)
+                       uint32_t window, uint32_t heartbeat_ms, int sndhwm)
 {
-    if (!endpoint || window == 0 || window > PP_LINK_MAX_WINDOW ||
+    if (!endpoint || window == 0 || window > PP_LINK_MAX_WINDOW || sndhwm < 0 ||
         strlen(endpoint) >= sizeof((pp_link_t *)0)->endpoint) {
-        pp_error("link_invalid", "window=%u max=%u", window, PP_LINK_MAX_WINDOW);
+        pp_error("link_invalid", "window=%u max=%u sndhwm=%d", window, PP_LINK_MAX_WINDOW, sndhwm);
         return NULL;
     }
     pp_link_t *l = calloc(1, sizeof *l);
@@ -325,6 +328,7 @@ pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *me
     snprintf(l->endpoint, sizeof l->endpoint, "%s", endpoint);
     l->window = window;
     l->heartbeat_ms = heartbeat_ms ? heartbeat_ms : PP_LINK_DEFAULT_HEARTBEAT_MS;
+    l->sndhwm = sndhwm ? sndhwm : PP_LINK_DEFAULT_SNDHWM;
     l->retry_ms = S_RETRY_MIN_MS;
     l->rl = (pp_ratelimit_t)PP_RATELIMIT_INIT(10000, 10);
     zmq_msg_init(&l->batch);
@@ -347,8 +351,8 @@ pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *me
                                          "Malformed messages from the hub", kl);
     }
     if (s_open(l, curve) != 0) goto fail;
-    pp_info("link_connected", "endpoint=%s window=%u heartbeat_ms=%u", endpoint, window,
-            l->heartbeat_ms);
+    pp_info("link_connected", "endpoint=%s window=%u heartbeat_ms=%u send_hwm=%d", endpoint, window,
+            l->heartbeat_ms, l->sndhwm);
     return l;
 fail:
     pp_link_destroy(&l);
@@ -361,7 +365,7 @@ void pp_link_destroy(pp_link_t **p)
     pp_link_t *l = *p;
     if (l->raw) {
         s_flush_acks(l);
-        s_send_cmd(l, 'B', NULL, 0);
+        s_send_cmd(l, PP_LINK_BYE, NULL, 0);
     }
     s_close_sock(l, (int)(l->heartbeat_ms < 2000 ? l->heartbeat_ms : 2000));
     zmq_msg_close(&l->batch);
@@ -375,29 +379,16 @@ void *pp_link_socket(pp_link_t *l)
     return l->raw;
 }
 
-static uint64_t s_get_be64(const uint8_t *b)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-static uint32_t s_get_be32(const uint8_t *b)
-{
-    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
-}
-
-/*  Checks a "K" frame: 1..S_K_MAX_JOBS entries of [seq u64][len u32][len bytes] filling it
-    exactly. Returns the number of entries, 0 if malformed. */
+/*  Checks a "K" frame: 1..PP_LINK_BATCH_MAX_JOBS entries of [seq u64][len u32][len bytes] filling
+   it exactly. Returns the number of entries, 0 if malformed. */
 static size_t s_batch_check(const uint8_t *p, size_t size)
 {
     size_t n = 0, off = 0;
     while (off < size) {
-        if (size - off < S_K_ENTRY || n == S_K_MAX_JOBS) return 0;
-        uint32_t len = s_get_be32(p + off + 8);
-        if (len > size - off - S_K_ENTRY) return 0;
-        off += S_K_ENTRY + len;
+        if (size - off < PP_LINK_BATCH_ENTRY || n == PP_LINK_BATCH_MAX_JOBS) return 0;
+        uint32_t len = pp_link_get_u32(p + off + 8);
+        if (len > size - off - PP_LINK_BATCH_ENTRY) return 0;
+        off += PP_LINK_BATCH_ENTRY + len;
         n++;
     }
     return n;
@@ -417,15 +408,15 @@ static void s_handed_out(pp_link_t *l, uint64_t seq)
 static void s_batch_next(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
 {
     const uint8_t *p = (const uint8_t *)zmq_msg_data(&l->batch) + l->batch_off;
-    uint32_t len = s_get_be32(p + 8);
-    *seq = s_get_be64(p);
+    uint32_t len = pp_link_get_u32(p + 8);
+    *seq = pp_link_get_u64(p);
     zmq_msg_close(body);
     if (zmq_msg_init_size(body, len) == 0) {
-        if (len) memcpy(zmq_msg_data(body), p + S_K_ENTRY, len);
+        if (len) memcpy(zmq_msg_data(body), p + PP_LINK_BATCH_ENTRY, len);
     } else {
         zmq_msg_init(body); // out of memory: an empty body, which the owner rejects as bad
     }
-    l->batch_off += S_K_ENTRY + len;
+    l->batch_off += PP_LINK_BATCH_ENTRY + len;
     s_handed_out(l, *seq);
     if (--l->batch_left == 0) {
         zmq_msg_close(&l->batch);
@@ -449,6 +440,80 @@ static void s_received(pp_link_t *l, size_t n, size_t frames)
     }
 }
 
+/*  The hub's "W": it does not know us (it restarted, or declared us dead), so our old
+    credit is gone with it. Several messages queued while it was away each draw a "W" in a
+    burst; answering each would grant the window several times over, so a "W" within a
+    heartbeat of the last one answered is ignored (if that was wrong, our next heartbeat
+    draws another "W"). */
+static void s_on_who(pp_link_t *l)
+{
+    uint64_t now = pp_mono_ms();
+    if (l->last_reset == 0 || now - l->last_reset >= l->heartbeat_ms) {
+        l->last_reset = now;
+        pp_metric_inc(l->m_resets);
+        pp_info("link_hub_reset", "held=%u credit_lost=%u", l->held, l->credit);
+        l->credit = 0;
+        s_grant(l, true);
+    }
+}
+
+/*  The hub's "H" with its heartbeat (sent to each worker it registers): both ends time
+    each other out by the heartbeat, so one that differs is a config error (see .h). */
+static void s_on_hub_heartbeat(pp_link_t *l, uint32_t hub_ms)
+{
+    l->hub_heartbeat_ms = hub_ms;
+    if (hub_ms == l->heartbeat_ms || l->config_error) return;
+    l->config_error = true;
+    pp_error("link_heartbeat_mismatch",
+             "endpoint=%s heartbeat_ms=%u hub_heartbeat_ms=%u error=\"config: heartbeat_ms: %u "
+             "differs from the broker's %u; give every process the same top-level "
+             "heartbeat_ms\"",
+             l->endpoint, l->heartbeat_ms, hub_ms, l->heartbeat_ms, hub_ms);
+    pp_proc_request_stop();
+}
+
+/*  One message from the hub: f[0] the command, then up to two of its frames (as
+    pp_link_wire_recv keeps them), total frames in all. Returns 1 with the next job in *seq
+    and *body, else 0. */
+static int s_on_message(pp_link_t *l, zmq_msg_t *f, size_t total, uint64_t *seq, zmq_msg_t *body)
+{
+    char cmd = zmq_msg_size(&f[0]) == 1 ? *(const char *)zmq_msg_data(&f[0]) : 0;
+    if ((cmd == PP_LINK_JOB || cmd == PP_LINK_BATCH) && l->config_error)
+        return 0; // no work from a hub we disagree with: it redoes the job after our "B"
+    if (cmd == PP_LINK_JOB) {
+        if (total != 3 || zmq_msg_size(&f[1]) != 8) {
+            s_bad(l, BAD_JOB_FRAME, total);
+            return 0;
+        }
+        *seq = pp_link_get_u64(zmq_msg_data(&f[1]));
+        s_handed_out(l, *seq);
+        zmq_msg_move(body, &f[2]);
+        s_received(l, 1, total);
+        return 1;
+    }
+    if (cmd == PP_LINK_BATCH) {
+        size_t k = total == 2 ? s_batch_check(zmq_msg_data(&f[1]), zmq_msg_size(&f[1])) : 0;
+        if (!k) {
+            s_bad(l, BAD_BATCH_FRAME, total);
+            return 0;
+        }
+        zmq_msg_move(&l->batch, &f[1]);
+        l->batch_off = 0;
+        l->batch_left = k;
+        l->nudged = false;
+        s_received(l, k, total);
+        s_batch_next(l, seq, body);
+        return 1;
+    }
+    if (cmd == PP_LINK_WHO && total == 1)
+        s_on_who(l);
+    else if (cmd == PP_LINK_HEARTBEAT && total == 2 && zmq_msg_size(&f[1]) == 4)
+        s_on_hub_heartbeat(l, pp_link_get_u32(zmq_msg_data(&f[1])));
+    else if (!(cmd == PP_LINK_HEARTBEAT && total == 1))
+        s_bad(l, BAD_COMMAND, total);
+    return 0;
+}
+
 int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
 {
     if (l->batch_left) {
@@ -457,71 +522,11 @@ int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
     }
     for (int n = 0; n < S_MAX_CONTROL; n++) {
         zmq_msg_t f[3];
-        zmq_msg_init(&f[0]);
-        if (zmq_msg_recv(&f[0], l->raw, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            zmq_msg_close(&f[0]);
-            if (e == EAGAIN) return 0;
-            errno = e;
-            return -1;
-        }
-        size_t nf = 1, total = 1;
-        bool more = zmq_msg_more(&f[0]);
-        while (more) {
-            zmq_msg_t *into = &f[nf < 3 ? nf : 2];
-            if (nf >= 3) zmq_msg_close(into);
-            zmq_msg_init(into);
-            if (zmq_msg_recv(into, l->raw, 0) < 0) {
-                zmq_msg_close(into);
-                break;
-            }
-            more = zmq_msg_more(into);
-            if (nf < 3) nf++;
-            total++;
-        }
-        char cmd = zmq_msg_size(&f[0]) == 1 ? *(const char *)zmq_msg_data(&f[0]) : 0;
-        int got = 0;
-        if (cmd == 'J') {
-            if (total == 3 && zmq_msg_size(&f[1]) == 8) {
-                *seq = s_get_be64(zmq_msg_data(&f[1]));
-                s_handed_out(l, *seq);
-                zmq_msg_move(body, &f[2]);
-                s_received(l, 1, total);
-                got = 1;
-            } else {
-                s_bad(l, BAD_JOB_FRAME, total);
-            }
-        } else if (cmd == 'K') {
-            size_t k = total == 2 ? s_batch_check(zmq_msg_data(&f[1]), zmq_msg_size(&f[1])) : 0;
-            if (k) {
-                zmq_msg_move(&l->batch, &f[1]);
-                l->batch_off = 0;
-                l->batch_left = k;
-                l->nudged = false;
-                s_received(l, k, total);
-                s_batch_next(l, seq, body);
-                got = 1;
-            } else {
-                s_bad(l, BAD_BATCH_FRAME, total);
-            }
-        } else if (cmd == 'W' && total == 1) {
-            // The hub does not know us (it restarted, or declared us dead): our old credit
-            // is gone with it. Several messages queued while it was away each draw a "W" in
-            // a burst; answering each would grant the window several times over, so a "W"
-            // within a heartbeat of the last one answered is ignored (if that was wrong, our
-            // next heartbeat draws another "W").
-            uint64_t now = pp_mono_ms();
-            if (l->last_reset == 0 || now - l->last_reset >= l->heartbeat_ms) {
-                l->last_reset = now;
-                pp_metric_inc(l->m_resets);
-                pp_info("link_hub_reset", "held=%u credit_lost=%u", l->held, l->credit);
-                l->credit = 0;
-                s_grant(l, true);
-            }
-        } else if (!(cmd == 'H' && total == 1)) {
-            s_bad(l, BAD_COMMAND, total);
-        }
-        for (size_t i = 0; i < nf; i++)
+        size_t total = 0;
+        int nf = pp_link_wire_recv(l->raw, f, 3, &total);
+        if (nf < 0) return errno == EAGAIN ? 0 : -1;
+        int got = s_on_message(l, f, total, seq, body);
+        for (int i = 0; i < nf; i++)
             zmq_msg_close(&f[i]);
         if (got) return 1;
     }
@@ -530,7 +535,7 @@ int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body)
 
 int pp_link_send(pp_link_t *l, zmq_msg_t *body)
 {
-    char cmd = 'O';
+    char cmd = PP_LINK_OUTPUT;
     if (zmq_send(l->raw, &cmd, 1, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0) return -1;
     // Once a DEALER took the first frame of a message it takes the rest.
     if (zmq_msg_send(body, l->raw, ZMQ_DONTWAIT) < 0) return -1;
@@ -579,11 +584,11 @@ int pp_link_tick(pp_link_t *l)
     if (l->batch_left && !l->nudged) {
         // Jobs of a "K" are waiting here, not in the socket, so the owner's poll would not
         // wake for them: ask the hub for a heartbeat ("N"), which makes the socket readable.
-        if (s_send_cmd(l, 'N', NULL, 0) == 0) l->nudged = true;
+        if (s_send_cmd(l, PP_LINK_NUDGE, NULL, 0) == 0) l->nudged = true;
     }
     uint64_t since = now - l->last_sent;
     if (since >= l->heartbeat_ms) {
-        if (s_send_cmd(l, 'H', NULL, 0) != 0)
+        if (s_send_cmd(l, PP_LINK_HEARTBEAT, NULL, 0) != 0)
             l->last_sent = now; // at the HWM: try again a heartbeat later, not in a loop
         since = 0;
     }
@@ -605,4 +610,14 @@ uint32_t pp_link_held(const pp_link_t *l)
 uint32_t pp_link_credit(const pp_link_t *l)
 {
     return l->credit;
+}
+
+bool pp_link_config_error(const pp_link_t *l)
+{
+    return l->config_error;
+}
+
+uint32_t pp_link_hub_heartbeat_ms(const pp_link_t *l)
+{
+    return l->hub_heartbeat_ms;
 }

@@ -3,7 +3,8 @@
 
     A worker (resolver, apns-sender, mqtt-sender) connects one DEALER to its pool's hub
     endpoint. It holds at most `window` jobs it has not acknowledged: it grants the hub
-    credit for the free part of the window ("R"), receives jobs ("J" + seq + body) and
+    credit for the free part of the window ("R"), receives jobs ("J" + seq + body, or many
+    in one "K"; the letters and limits are in common/pp_link_wire.h) and
     acknowledges each finished job with pp_link_ack (sent in batches as "A"). What it holds
     unacknowledged when it dies is sent again by the hub to another worker, so a job may be
     done twice (at-least-once): make job handling idempotent or tolerate duplicates.
@@ -32,6 +33,7 @@
 #define PP_LINK_H
 
 #include "pp_curve.h"
+#include "pp_link_wire.h"
 #include "pp_metrics.h"
 
 #include <stdbool.h>
@@ -40,18 +42,23 @@
 
 typedef struct pp_link_t pp_link_t;
 
-#define PP_LINK_DEFAULT_HEARTBEAT_MS 1000
-/*  Most jobs a worker may hold (the hub clamps credit at PP_DISPATCH_MAX_CREDIT). */
-#define PP_LINK_MAX_WINDOW 100000u
+/*  The send high-water mark pp_link_new takes for sndhwm 0: the window bounds what the hub
+    sends us, and acks, credit and heartbeats are few; a worker whose outputs are large
+    (the resolver's) gives a lower one. */
+#define PP_LINK_DEFAULT_SNDHWM 10000
 
 /*  Creates a DEALER with a random routing id (czmq; curve applied when not NULL; the link
     keeps no pointer to curve), connects it to endpoint (at most 255 characters) and grants
-    the hub `window` credit (1..PP_LINK_MAX_WINDOW). heartbeat_ms 0 means 1000; it must
-    match the hub's. metrics may be NULL. Returns NULL with a logged error on a bad argument
-    or endpoint. A hub not there yet is no error: the link tries again (100 ms, doubling
-    up to 500 ms) from pp_link_tick. */
+    the hub `window` credit (1..PP_LINK_MAX_WINDOW, common/pp_link_wire.h). heartbeat_ms 0
+    means PP_LINK_DEFAULT_HEARTBEAT_MS; it must match the hub's (see pp_link_config_error).
+    sndhwm is the socket's ZMQ_SNDHWM in messages (0: PP_LINK_DEFAULT_SNDHWM), set before
+    the first connection and kept by every socket the link opens after a reconnect: it
+    bounds the outputs (pp_link_send) queued while the hub does not read. metrics may be
+    NULL. Returns NULL with a logged error on a bad argument or endpoint. A hub not there
+    yet is no error: the link tries again (100 ms, doubling up to 500 ms) from
+    pp_link_tick. */
 pp_link_t *pp_link_new(const char *endpoint, pp_curve_t *curve, pp_metrics_t *metrics,
-                       uint32_t window, uint32_t heartbeat_ms);
+                       uint32_t window, uint32_t heartbeat_ms, int sndhwm);
 
 /*  Flushes pending acks, tells the hub "B" (bye: send the jobs I did not ack to others, now
     rather than after the timeout), closes the socket with a bounded linger (heartbeat_ms,
@@ -61,14 +68,15 @@ void pp_link_destroy(pp_link_t **p);
 /*  The raw libzmq DEALER handle of the current connection, for zmq_poll with ZMQ_POLLIN.
     It changes when pp_link_tick replaces a lost connection: fetch it again for each poll.
     ZMQ_SNDHWM, ZMQ_RCVHWM, ZMQ_SNDBUF and ZMQ_RCVBUF set on it are carried over to the
-    next socket (set them before the first connection completes: libzmq may apply a changed
-    HWM late to a pipe in use). */
+    next socket; but give the send HWM to pp_link_new instead: set here it may come after
+    the first connection, and libzmq may apply a changed HWM late to a pipe in use. */
 void *pp_link_socket(pp_link_t *l);
 
 /*  Never blocks. Handles the hub's control messages (H, W; bad ones are counted and
-    dropped) and returns 1 with the next job's seq and body (moved into *body, which must
-    be initialised; its old content is closed), 0 when no job is waiting, -1 on a socket
-    error (errno set). */
+    dropped; an "H" stating a heartbeat other than ours, see pp_link_config_error) and
+    returns 1 with the next job's seq and body (moved into *body, which must be
+    initialised; its old content is closed), 0 when no job is waiting, -1 on a socket error
+    (errno set). */
 int pp_link_recv(pp_link_t *l, uint64_t *seq, zmq_msg_t *body);
 
 /*  Sends one output to the hub ("O" + body), e.g. the APNS and MQTT jobs a resolver makes
@@ -105,5 +113,17 @@ uint32_t pp_link_held(const pp_link_t *l);
 
 /*  Credit granted to the hub and not yet used by a job (as far as this side knows). */
 uint32_t pp_link_credit(const pp_link_t *l);
+
+/*  True once the hub stated a heartbeat other than ours (it does so to each worker it
+    registers, before any job): a configuration error, as both ends time each other out by
+    it. Then the link has logged it (link_heartbeat_mismatch, naming heartbeat_ms and both
+    values), asked the process to stop (pp_proc_request_stop) and takes no more work: it
+    grants no credit and drops jobs still coming from that hub, unacked (the hub sends them
+    to other workers). The owner stops as on a signal and exits 2. A hub that states no
+    heartbeat (before issue 13) is not checked. */
+bool pp_link_config_error(const pp_link_t *l);
+
+/*  The heartbeat the hub of the current or last connection stated, 0 while unknown. */
+uint32_t pp_link_hub_heartbeat_ms(const pp_link_t *l);
 
 #endif

@@ -54,7 +54,8 @@ static void s_bad(pp_linkset_t *ls, int kind, uint64_t job)
 }
 
 pp_linkset_t *pp_linkset_new(const char *const *endpoints, size_t n, pp_curve_t *curve,
-                             pp_metrics_t *metrics, uint32_t window, uint32_t heartbeat_ms)
+                             pp_metrics_t *metrics, uint32_t window, uint32_t heartbeat_ms,
+                             int sndhwm)
 {
     if (!endpoints || n == 0 || n > PP_LINKSET_MAX || window == 0 || window > PP_LINK_MAX_WINDOW) {
         pp_error("linkset_invalid", "links=%zu max=%d window=%u", n, PP_LINKSET_MAX, window);
@@ -68,7 +69,7 @@ pp_linkset_t *pp_linkset_new(const char *const *endpoints, size_t n, pp_curve_t 
     if (!metrics) metrics = ls->own_metrics = pp_metrics_new("link");
     for (size_t i = 0; i < n; i++) {
         if (!endpoints[i] || !(ls->endpoints[i] = strdup(endpoints[i]))) goto fail;
-        ls->links[i] = pp_link_new(endpoints[i], curve, metrics, window, heartbeat_ms);
+        ls->links[i] = pp_link_new(endpoints[i], curve, metrics, window, heartbeat_ms, sndhwm);
         if (!ls->links[i]) goto fail;
         ls->n = i + 1;
     }
@@ -269,4 +270,11 @@ uint32_t pp_linkset_credit(const pp_linkset_t *ls)
     for (size_t i = 0; i < ls->n; i++)
         n += pp_link_credit(ls->links[i]);
     return n;
+}
+
+bool pp_linkset_config_error(const pp_linkset_t *ls)
+{
+    for (size_t i = 0; i < ls->n; i++)
+        if (pp_link_config_error(ls->links[i])) return true;
+    return false;
 }

@@ -49,11 +49,12 @@ typedef struct pp_linkset_t pp_linkset_t;
 
 /*  Creates one pp_link per endpoint (1..PP_LINKSET_MAX endpoints, each at most 255
     characters, e.g. every broker's PP_EP_RESOLVE endpoint), each with the given curve,
-    metrics, window and heartbeat_ms (see pp_link_new). Returns NULL with a logged error
-    when an argument is bad or any link cannot be made. A broker not up yet is no error:
-    its link keeps trying, and the others work meanwhile. */
+    metrics, window, heartbeat_ms and send HWM (see pp_link_new; sndhwm 0: the default).
+    Returns NULL with a logged error when an argument is bad or any link cannot be made. A
+    broker not up yet is no error: its link keeps trying, and the others work meanwhile. */
 pp_linkset_t *pp_linkset_new(const char *const *endpoints, size_t n, pp_curve_t *curve,
-                             pp_metrics_t *metrics, uint32_t window, uint32_t heartbeat_ms);
+                             pp_metrics_t *metrics, uint32_t window, uint32_t heartbeat_ms,
+                             int sndhwm);
 
 /*  Destroys every link (each flushes its acks and says "B", so each broker sends the jobs
     not acked to other workers now); nulls *p. */
@@ -62,8 +63,7 @@ void pp_linkset_destroy(pp_linkset_t **p);
 /*  Number of links (endpoints). */
 size_t pp_linkset_size(const pp_linkset_t *ls);
 
-/*  The i-th link (i < size), e.g. to set socket options on pp_link_socket of each. The set
-    still owns it. */
+/*  The i-th link (i < size), e.g. for its counters or socket. The set still owns it. */
 pp_link_t *pp_linkset_link(pp_linkset_t *ls, size_t i);
 
 /*  The i-th endpoint as given to pp_linkset_new (for logs). */
@@ -114,5 +114,9 @@ uint32_t pp_linkset_held(const pp_linkset_t *ls);
 
 /*  Credit granted and not yet used, over all links. */
 uint32_t pp_linkset_credit(const pp_linkset_t *ls);
+
+/*  True when any link's hub stated a heartbeat other than ours (pp_link_config_error): the
+    process was asked to stop, and its main exits 2. */
+bool pp_linkset_config_error(const pp_linkset_t *ls);
 
 #endif

@@ -1,5 +1,6 @@
 #include "pp_proc.h"
 #include "pp_endpoints.h"
+#include "pp_link_wire.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -329,6 +330,9 @@ int pp_proc_ready(pp_proc_t *proc, int default_metrics_port)
     int port = (int)pp_config_int(proc->config, key, default_metrics_port, 0, 65535);
     snprintf(key, sizeof key, "%s.metrics_address", proc->section);
     const char *maddr = pp_config_str(proc->config, key, "127.0.0.1");
+    /* Every process shares the config file, so every one accepts (and checks) the links'
+       top-level heartbeat, also those without a link (the launcher). */
+    (void)pp_link_heartbeat_read(proc->config, NULL);
     const char *const sections[] = {"", proc->section, NULL};
     pp_config_check_unknown(proc->config, sections);
     if (!pp_config_ok(proc->config)) {

@@ -64,7 +64,9 @@ size_t pp_proc_broker_addresses(pp_proc_t *proc, const char **out, size_t max);
     (broker.bind) and the one single-broker tools use. */
 const char *pp_proc_broker_address(pp_proc_t *proc);
 
-/*  Checks the config (unknown keys in the program's section and the top level), starts
+/*  Checks the config (unknown keys in the program's section and the top level; the
+    top-level keys every process accepts, e.g. "heartbeat_ms" of common/pp_link_wire.h,
+    are read here if the program did not), starts
     the metrics server on "<section>.metrics_port" (default given by the program, 0 = off)
     and logs "started". Returns 0, or prints the error and returns 2 (the exit code for
     bad configuration). */

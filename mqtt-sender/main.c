@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     pp_linkset_t *link = NULL;
     if (cfg.n_links == n_brokers)
         link = pp_linkset_new(eps, cfg.n_links, curve, pp_proc_metrics(proc),
-                              (uint32_t)cfg.link_window, (uint32_t)cfg.link_heartbeat_ms);
+                              (uint32_t)cfg.link_window, (uint32_t)cfg.link_heartbeat_ms, 0);
     char err[320] = "";
     pp_mqtt_sender_t *s = NULL;
     if (!link)
@@ -81,6 +81,7 @@ int main(int argc, char **argv)
         rc = pp_mqtt_sender_run(s) == 0 ? 0 : 1;
         pp_mqtt_sender_drain(s);
     }
+    if (link && pp_linkset_config_error(link)) rc = 2; /* a broker's heartbeat is not ours */
     /* Flushes the acks and says "B": the hubs send what was not acked to other senders. */
     pp_linkset_destroy(&link);
     pp_mqtt_sender_destroy(&s);

@@ -83,8 +83,7 @@ void pp_mqtt_sender_config_read(pp_config_t *c, pp_mqtt_sender_config_t *cfg,
        what keeps the MQTT window busy when jobs have few topics. */
     cfg->link_window =
         (int)pp_config_int(c, S_SECTION ".link.window", 64, 1, (int64_t)PP_LINK_MAX_WINDOW);
-    cfg->link_heartbeat_ms = (int)pp_config_int(c, S_SECTION ".link.heartbeat_ms",
-                                                PP_LINK_DEFAULT_HEARTBEAT_MS, 10, 60000);
+    cfg->link_heartbeat_ms = (int)pp_link_heartbeat_read(c, S_SECTION); /* top-level */
     cfg->reconnect_min_ms = (int)pp_config_int(c, S_SECTION ".reconnect_min_ms", 100, 10, 600000);
     cfg->reconnect_max_ms = (int)pp_config_int(c, S_SECTION ".reconnect_max_ms", 5000, 10, 3600000);
     if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)

@@ -33,20 +33,15 @@ static pp_linkset_t *s_link(const pp_resolver_config_t *cfg, size_t n_brokers, p
     const char *eps[PP_LINKSET_MAX];
     for (size_t i = 0; i < cfg->n_links; i++)
         eps[i] = cfg->link_endpoint[i];
+    /* A send HWM of its own (pp_link's default is 10000 messages): outputs can be APNS
+       jobs of 500 targets (~50 KB), so while the broker does not read that could hold
+       500 MB. */
     pp_linkset_t *link =
-        pp_linkset_new(eps, cfg->n_links, curve, m, cfg->window, cfg->heartbeat_ms);
+        pp_linkset_new(eps, cfg->n_links, curve, m, cfg->window, cfg->heartbeat_ms, cfg->send_hwm);
     if (!link) return NULL;
-    /* pp_link sets a send HWM of 10000 messages; outputs can be APNS jobs of 500
-       targets (~50 KB), so while the broker does not read that could hold 500 MB.
-       libzmq applies a changed HWM to the existing pipe, but the I/O thread may have
-       read the link's first "R" under the old low-water mark (no "activate write" for
-       it): a new HWM of 1 could then block the link for good. The config minimum of 16
-       leaves room for that (asked of pp_link: take the HWM before connecting). */
-    int hwm = cfg->send_hwm;
-    for (size_t i = 0; i < pp_linkset_size(link); i++) {
-        zmq_setsockopt(pp_link_socket(pp_linkset_link(link, i)), ZMQ_SNDHWM, &hwm, sizeof hwm);
-        pp_info("connected", "endpoint=%s role=resolve send_hwm=%d", cfg->link_endpoint[i], hwm);
-    }
+    for (size_t i = 0; i < pp_linkset_size(link); i++)
+        pp_info("connected", "endpoint=%s role=resolve send_hwm=%d", cfg->link_endpoint[i],
+                cfg->send_hwm);
     return link;
 }
 
@@ -77,6 +72,7 @@ int main(int argc, char **argv)
     } else if (pp_proc_stopping()) {
         rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
     }
+    if (link && pp_linkset_config_error(link)) rc = 2; /* a broker's heartbeat is not ours */
     /* Flushes acks and says "B": the broker re-sends at once whatever we did not ack.
        Queued outputs get a linger of heartbeat_ms (at most 2 s) to reach the broker. */
     pp_linkset_destroy(&link);

@@ -72,7 +72,7 @@ void pp_resolver_config_read(pp_config_t *c, pp_resolver_config_t *cfg, const ch
     rc->message_batch = (size_t)pp_config_int(c, "resolver.message_batch", 256, 1, 100000);
     rc->drain_ms = (int)pp_config_int(c, "resolver.drain_timeout_ms", 5000, 0, 600000);
     cfg->window = (uint32_t)pp_config_int(c, "resolver.link.window", 1024, 1, PP_LINK_MAX_WINDOW);
-    cfg->heartbeat_ms = (uint32_t)pp_config_int(c, "resolver.link.heartbeat_ms", 1000, 10, 60000);
+    cfg->heartbeat_ms = pp_link_heartbeat_read(c, "resolver"); /* top-level, every process */
     cfg->send_hwm = (int)pp_config_int(c, "resolver.link.send_hwm", 1000, 16, 1000000);
     /* A batch is taken from the jobs held; a smaller window would silently cap it. */
     if (rc->message_batch > cfg->window)

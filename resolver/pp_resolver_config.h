@@ -30,7 +30,7 @@ typedef struct {
     pp_userdb_cfg_t redis;                   /* resolver.redis.* */
     char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's resolve endpoint */
     size_t n_links;                          /* as many as broker addresses when valid */
-    uint32_t window, heartbeat_ms;           /* resolver.link.* */
+    uint32_t window, heartbeat_ms;           /* resolver.link.window, top-level heartbeat_ms */
     int send_hwm;                            /* the links' ZMQ_SNDHWM, in messages */
 } pp_resolver_config_t;
 

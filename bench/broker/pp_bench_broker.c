@@ -207,7 +207,7 @@ typedef struct {
 static void *s_resolver(void *arg)
 {
     s_resolver_t *r = arg;
-    pp_link_t *l = pp_link_new(r->endpoint, NULL, NULL, s_window, 0);
+    pp_link_t *l = pp_link_new(r->endpoint, NULL, NULL, s_window, 0, 0);
     if (!l) return NULL;
     zmq_msg_t body, out;
     zmq_msg_init(&body);
@@ -247,7 +247,7 @@ static double s_broker(void *ctx, const char *broker, bool pipeline, bool ack, i
         fprintf(stderr, "bad broker address %s\n", broker);
         return 0;
     }
-    pp_link_t *sink = pp_link_new(pipeline ? mqtt_out : resolve, NULL, NULL, s_window, 0);
+    pp_link_t *sink = pp_link_new(pipeline ? mqtt_out : resolve, NULL, NULL, s_window, 0, 0);
     if (!sink) return 0;
     s_resolver_t res = {resolve, total, 0, 0};
     pthread_t rt;

@@ -56,7 +56,7 @@ static double s_push_pull(void)
 static void *s_worker(void *arg)
 {
     (void)arg;
-    pp_link_t *l = pp_link_new(s_ep, NULL, NULL, s_window, 1000);
+    pp_link_t *l = pp_link_new(s_ep, NULL, NULL, s_window, 1000, 0);
     zmq_msg_t body;
     zmq_msg_init(&body);
     long got = 0;

@@ -18,14 +18,19 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 class Broker:
     """A real pushpipe-broker on 7 free consecutive ports plus a metrics port. Unless the
-    test sets broker.link, workers are declared dead only after 30 s of silence, so that a
-    test busy elsewhere for a while does not lose its fake workers."""
+    test sets broker.link or heartbeat_ms (the top-level key), workers are declared dead only
+    after 30 s of silence, so that a test busy elsewhere for a while does not lose its fake
+    workers; with heartbeat_ms alone, after 3 heartbeats."""
 
-    def __init__(self, args, wd, broker_cfg=None, name="broker", top=None, env=None):
+    def __init__(self, args, wd, broker_cfg=None, name="broker", top=None, env=None,
+                 heartbeat_ms=None):
         self.base = h.free_ports(7)
         self.metrics_port = h.free_port()
         cfg = dict(top or {})
         b = {"metrics_port": self.metrics_port, "link": {"timeout_ms": 30000}}
+        if heartbeat_ms:
+            cfg["heartbeat_ms"] = heartbeat_ms
+            b["link"] = {}
         b.update(broker_cfg or {})
         cfg["broker"] = b
         self.config = h.write_config(wd, cfg, name + ".json")

@@ -36,7 +36,13 @@ bad = [
     ({"brokr_typo": 1}, "brokr_typo"),
     # pp_frame cannot check nesting deeper than PP_FRAME_MAX_DEPTH_LIMIT (31)
     ({"broker": {"limits": {"max_depth": 32}}}, "broker.limits.max_depth"),
+    # the heartbeat is the top-level key of every process (issue 13); the old per-stage key
+    # is still read, with the same range, and may not contradict it
+    ({"heartbeat_ms": 5}, "heartbeat_ms"),
+    ({"heartbeat_ms": 60001}, "heartbeat_ms"),
     ({"broker": {"link": {"heartbeat_ms": 5}}}, "broker.link.heartbeat_ms"),
+    ({"heartbeat_ms": 500, "broker": {"link": {"heartbeat_ms": 600}}}, "broker.link.heartbeat_ms"),
+    ({"heartbeat_ms": 500, "broker": {"link": {"timeout_ms": 400}}}, "broker.link.timeout_ms"),
     ({"broker": {"link": {"heartbeat_ms": 500, "timeout_ms": 400}}}, "broker.link.timeout_ms"),
     ({"broker": {"link": {"window": 5}}}, "broker.link.window"),
     # issue 9.8: one bound per limit (proto/pp_limits.h); a looser stage is a config error
@@ -75,10 +81,11 @@ c.eq(pr.stop(), 0, "exits 0 on SIGTERM")
 base = h.free_ports(7)
 mport = h.free_port()
 full = {"log_level": "info", "broker_address": "tcp://127.0.0.1:%d" % base,
+        "heartbeat_ms": 500,
         "broker": {"bind": "tcp://127.0.0.1:%d" % base, "metrics_port": mport,
                    "metrics_address": "127.0.0.1", "instance_id": "0123456789abcdef",
                    "hwm": 500, "drain_ms": 1000, "log_rejects_per_s": 3,
-                   "link": {"heartbeat_ms": 500, "timeout_ms": 2000},
+                   "link": {"timeout_ms": 2000},
                    "limits": {"max_frame_bytes": 4096, "max_depth": 31, "max_ids": 100,
                               "max_id_len": 32, "max_json_bytes": 8192},
                    "queue": {s: {"max_messages": 1000, "max_bytes": 1 << 20}
@@ -92,5 +99,6 @@ except AssertionError:
     ready = False
 c.check(ready, "a configuration with every documented key starts")
 c.check("instance=0123456789abcdef" in pr.output(), "the configured instance id is used")
+c.check("heartbeat_ms=500" in pr.output(), "the top-level heartbeat_ms is used")
 c.eq(pr.stop(), 0, "and exits 0 on SIGTERM")
 c.finish()

@@ -15,7 +15,7 @@ c = h.Checks()
 wd = h.workdir("broker-redeliver")
 # Short heartbeat so that the timeout (3 heartbeats) is quick; the workers use the same.
 HB = 200
-b = Broker(args, wd, {"link": {"heartbeat_ms": HB}})
+b = Broker(args, wd, heartbeat_ms=HB)
 z = Zmq()
 client = z.sock(zmq.PUSH, b.ep("intake"))
 

@@ -19,8 +19,12 @@ def _now_ms():
     return time.monotonic() * 1000.0
 
 
-BATCH_ENTRY = 12  # "K" entry header: seq (u64) + body length (u32), big-endian
-BATCH_MAX_JOBS = 4096  # most entries a worker accepts in one "K" (the C hub sends <= 64)
+# The wire's constants, as common/pp_link_wire.h defines them for both C ends (the source:
+# change them there first).
+BATCH_ENTRY = 12  # PP_LINK_BATCH_ENTRY: "K" entry header, seq (u64) + body length (u32)
+BATCH_MAX_JOBS = 4096  # PP_LINK_BATCH_MAX_JOBS: most entries a worker takes in one "K"
+MAX_WINDOW = 100000  # PP_LINK_MAX_WINDOW: most credit one worker may hold
+DEFAULT_HEARTBEAT_MS = 1000  # PP_LINK_DEFAULT_HEARTBEAT_MS
 
 
 def parse_batch(frame):
@@ -58,15 +62,19 @@ class FakeHub:
     """The hub of one pool. Jobs are bytes; acked holds (worker_id, seq, body) per ack;
     outputs holds (worker_id, body) per "O" a worker sent (a resolver's APNS/MQTT jobs),
     and acked_after_outputs the number of outputs received before each ack, so a test can
-    check that a job's outputs came before its ack."""
+    check that a job's outputs came before its ack. Like the C hub it greets each worker it
+    registers with its heartbeat ("H" + heartbeat_ms); state_heartbeat=False plays a hub
+    from before that (a C worker then does not check)."""
 
-    def __init__(self, endpoint, heartbeat_ms=1000, timeout_ms=None, ctx=None):
+    def __init__(self, endpoint, heartbeat_ms=DEFAULT_HEARTBEAT_MS, timeout_ms=None, ctx=None,
+                 state_heartbeat=True):
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.bind(endpoint)
         self.heartbeat_ms = heartbeat_ms
+        self.state_heartbeat = state_heartbeat
         self.timeout_ms = timeout_ms or 3 * heartbeat_ms
         self.workers = {}  # id -> dict(credit, inflight{seq: body}, heard, sent, max_held)
         self.pending = collections.deque()
@@ -144,6 +152,8 @@ class FakeHub:
                 return
             w = self.workers[wid] = dict(credit=0, inflight={}, heard=_now_ms(),
                                          sent=_now_ms())
+            if self.state_heartbeat:  # before any job, as the C hub does
+                self._send(wid, b"H", struct.pack(">I", self.heartbeat_ms))
         w["heard"] = _now_ms()
         if cmd == b"R":
             w["credit"] += struct.unpack(">I", args[0])[0]
@@ -212,9 +222,12 @@ class FakeHub:
 
 
 class FakeWorker:
-    """A worker with a window. auto_ack: ack each job as it arrives. jobs: (seq, body)."""
+    """A worker with a window. auto_ack: ack each job as it arrives. jobs: (seq, body).
+    hub_heartbeat_ms: the heartbeat the hub stated when it registered us (None: not yet, or
+    a hub that does not say); FakeWorker notes it and checks nothing."""
 
-    def __init__(self, endpoint, window=10, heartbeat_ms=1000, auto_ack=True, ctx=None):
+    def __init__(self, endpoint, window=10, heartbeat_ms=DEFAULT_HEARTBEAT_MS, auto_ack=True,
+                 ctx=None):
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.ROUTING_ID, b"w" + os.urandom(8))
@@ -229,6 +242,7 @@ class FakeWorker:
         self.jobs = []
         self.resets = 0
         self.bad = 0
+        self.hub_heartbeat_ms = None
         self._acks = []
         self._sent = 0.0
         self._grant(force=True)
@@ -284,6 +298,8 @@ class FakeWorker:
                     self.resets += 1
                     self.credit = 0
                     self._grant(force=True)
+                elif frames[0] == b"H" and len(frames) == 2 and len(frames[1]) == 4:
+                    self.hub_heartbeat_ms = struct.unpack(">I", frames[1])[0]
                 elif frames != [b"H"]:
                     self.bad += 1
         self.flush()

@@ -29,7 +29,7 @@ static void s_on_signal(int sig)
 
 static int s_worker(const char *ep, uint32_t window, uint32_t hb, useconds_t delay)
 {
-    pp_link_t *l = pp_link_new(ep, NULL, NULL, window, hb);
+    pp_link_t *l = pp_link_new(ep, NULL, NULL, window, hb, 0);
     if (!l) return 2;
     printf("ready\n");
     fflush(stdout);

@@ -7,6 +7,7 @@
 #include "pp_dispatch.h"
 #include "pp_link.h"
 #include "pp_log.h"
+#include "pp_proc.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -142,6 +143,11 @@ static bool s_has_credit(void *arg)
     return pp_dispatch_credit(arg) > 0;
 }
 
+static bool s_config_error(void *arg)
+{
+    return pp_link_config_error(arg);
+}
+
 static void test_flow(void **state)
 {
     (void)state;
@@ -151,7 +157,7 @@ static void test_flow(void **state)
     pp_metrics_t *m = pp_metrics_new("t");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
     assert_non_null(d);
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 16, HB), .ack = true, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 16, HB, 0), .ack = true, .ticking = true};
     assert_non_null(w.link);
     s_enqueue(d, NJOBS, 40); // bodies over 33 bytes: refcounted copies
     s_run(d, &w, 1, 5000, s_all_acked, d);
@@ -182,7 +188,7 @@ static void test_credit_limits(void **state)
     char ep[64];
     s_endpoint(ep, sizeof ep);
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 5, HB), .ack = false, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 5, HB, 0), .ack = false, .ticking = true};
     s_enqueue(d, 50, 0);
     s_run(d, &w, 1, 300, NULL, NULL);
     assert_int_equal(w.received, 5);
@@ -212,7 +218,7 @@ static void test_out_of_order_acks(void **state)
     s_endpoint(ep, sizeof ep);
     pp_metrics_t *m = pp_metrics_new("t");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 9, HB), .ack = false, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 9, HB, 0), .ack = false, .ticking = true};
     s_enqueue(d, NJOBS, 40);
     uint64_t first = 0;
     uint64_t end = pp_mono_ms() + 10000;
@@ -252,8 +258,9 @@ static void test_two_workers_share(void **state)
     char ep[64];
     s_endpoint(ep, sizeof ep);
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
-    s_worker_t w[2] = {{.link = pp_link_new(ep, NULL, NULL, 4, HB), .ack = true, .ticking = true},
-                       {.link = pp_link_new(ep, NULL, NULL, 4, HB), .ack = true, .ticking = true}};
+    s_worker_t w[2] = {
+        {.link = pp_link_new(ep, NULL, NULL, 4, HB, 0), .ack = true, .ticking = true},
+        {.link = pp_link_new(ep, NULL, NULL, 4, HB, 0), .ack = true, .ticking = true}};
     s_run(d, w, 2, 2000, s_workers_two, d);
     assert_int_equal(pp_dispatch_workers(d), 2);
     s_enqueue(d, NJOBS, 0);
@@ -279,8 +286,8 @@ static void test_hung_worker_requeued(void **state)
     pp_metrics_t *m = pp_metrics_new("t");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 3 * HB, 1000, 1 << 20);
     s_worker_t w[2] = {
-        {.link = pp_link_new(ep, NULL, NULL, 10, HB), .ack = false, .ticking = false},
-        {.link = pp_link_new(ep, NULL, NULL, 10, HB), .ack = true, .ticking = true}};
+        {.link = pp_link_new(ep, NULL, NULL, 10, HB, 0), .ack = false, .ticking = false},
+        {.link = pp_link_new(ep, NULL, NULL, 10, HB, 0), .ack = true, .ticking = true}};
     s_run(d, w, 2, 2000, s_workers_two, d);
     assert_int_equal(pp_dispatch_workers(d), 2);
     s_enqueue(d, NJOBS, 40);
@@ -312,13 +319,14 @@ static void test_destroyed_worker_requeued(void **state)
     s_endpoint(ep, sizeof ep);
     pp_metrics_t *m = pp_metrics_new("t");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 60000, 1000, 1 << 20);
-    s_worker_t w[2] = {{.link = pp_link_new(ep, NULL, NULL, 7, HB), .ack = false, .ticking = true},
-                       {.link = NULL, .ack = true, .ticking = true}};
+    s_worker_t w[2] = {
+        {.link = pp_link_new(ep, NULL, NULL, 7, HB, 0), .ack = false, .ticking = true},
+        {.link = NULL, .ack = true, .ticking = true}};
     s_enqueue(d, 20, 0);
     s_run(d, w, 1, 300, NULL, NULL);
     assert_int_equal(w[0].received, 7);
     pp_link_destroy(&w[0].link);
-    w[1].link = pp_link_new(ep, NULL, NULL, 7, HB);
+    w[1].link = pp_link_new(ep, NULL, NULL, 7, HB, 0);
     s_run(d, w, 2, 3000, s_all_acked, d);
     assert_int_equal(w[1].acked, 20);
     for (int i = 0; i < 20; i++)
@@ -342,7 +350,7 @@ static void test_hub_restart(void **state)
     s_endpoint(ep, sizeof ep);
     pp_metrics_t *wm = pp_metrics_new("w");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
-    s_worker_t w = {.link = pp_link_new(ep, NULL, wm, 8, HB), .ack = false, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, wm, 8, HB, 0), .ack = false, .ticking = true};
     s_enqueue(d, 3, 0);
     s_run(d, &w, 1, 300, NULL, NULL);
     assert_int_equal(w.received, 3);
@@ -422,12 +430,12 @@ static void test_bad_messages(void **state)
     s_raw_send(r, 2, (const char *[]){"A", "\0\0\0\0\0\0\0\1"}, (size_t[]){1, 8});
     s_run(d, NULL, 0, 100, NULL, NULL);
     assert_int_equal(pp_dispatch_workers(d), 1);
-    assert_int_equal(pp_dispatch_credit(d), PP_DISPATCH_MAX_CREDIT);
+    assert_int_equal(pp_dispatch_credit(d), PP_LINK_MAX_WINDOW);
     assert_int_equal(s_metric(m, "link_bad_messages_total", BAD("credit_overflow")), 1);
     assert_int_equal(s_metric(m, "link_unknown_acks_total", POOL), 1);
     zsock_destroy(&raw);
     // The hub keeps serving a real worker (the raw peer is gone: unreachable, forgotten).
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 8, HB), .ack = true, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 8, HB, 0), .ack = true, .ticking = true};
     s_enqueue(d, 30, 0);
     s_run(d, &w, 1, 5000, s_all_acked, d);
     assert_int_equal(w.acked, 30);
@@ -447,7 +455,7 @@ static void test_worker_bad_messages(void **state)
     assert_true(zsock_bind(router, "%s", ep) >= 0);
     void *r = zsock_resolve(router);
     pp_metrics_t *wm = pp_metrics_new("w");
-    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB);
+    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB, 0);
     char id[256], cmd[8], credit[8];
     int idlen = zmq_recv(r, id, sizeof id, 0);
     assert_true(idlen > 0);
@@ -520,7 +528,7 @@ static void test_pending_bound(void **state)
     assert_true(pp_dispatch_full(d));
     // Numbered jobs (so s_run can count them); a worker drains them; then there is room.
     s_reset();
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 8, HB), .ack = true, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 8, HB, 0), .ack = true, .ticking = true};
     pp_dispatch_destroy(&d);
     d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 100);
     s_enqueue(d, 3, 30);
@@ -569,7 +577,7 @@ static void test_outputs_before_ack(void **state)
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 0, 1000, 1 << 20);
     s_outputs_t o = {.d = d};
     pp_dispatch_set_output(d, s_on_output, &o);
-    pp_link_t *l = pp_link_new(ep, NULL, NULL, 8, HB);
+    pp_link_t *l = pp_link_new(ep, NULL, NULL, 8, HB, 0);
     s_enqueue(d, NJOBS, 40);
     uint64_t end = pp_mono_ms() + 5000;
     while (pp_mono_ms() < end && !s_all_outputs(&o)) {
@@ -621,7 +629,7 @@ static void test_not_reading_is_not_death(void **state)
     s_endpoint(ep, sizeof ep);
     pp_metrics_t *m = pp_metrics_new("t");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 3 * HB, 1000, 1 << 20);
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 4, HB), .ack = true, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 4, HB, 0), .ack = true, .ticking = true};
     s_run(d, &w, 1, 2000, s_has_credit, d);
     assert_int_equal(pp_dispatch_workers(d), 1);
     pp_dispatch_set_reading(d, false);
@@ -666,6 +674,20 @@ static int s_raw_recv(void *sock, zmq_msg_t *f, int max)
     return n;
 }
 
+/*  Reads the hub's greeting to a worker it just registered: "H" + its heartbeat_ms (u32),
+    before any job. */
+static void s_raw_greeting(void *sock, uint32_t heartbeat_ms)
+{
+    zmq_msg_t f[2];
+    assert_int_equal(s_raw_recv(sock, f, 2), 2);
+    assert_int_equal(zmq_msg_size(&f[0]), 1);
+    assert_int_equal(*(char *)zmq_msg_data(&f[0]), 'H');
+    assert_int_equal(zmq_msg_size(&f[1]), 4);
+    assert_int_equal(pp_link_get_u32(zmq_msg_data(&f[1])), heartbeat_ms);
+    zmq_msg_close(&f[0]);
+    zmq_msg_close(&f[1]);
+}
+
 static uint64_t s_be(const uint8_t *b, int n)
 {
     uint64_t v = 0;
@@ -691,6 +713,7 @@ static void test_batch_wire(void **state)
     s_raw_send(r, 2, (const char *[]){"R", "\0\0\0\x80"}, (size_t[]){1, 4}); // credit 128
     s_run(d, NULL, 0, 100, s_has_credit, d);
     assert_int_equal(pp_dispatch_credit(d), 128);
+    s_raw_greeting(r, HB);
     s_enqueue(d, 100, 0);
     zmq_msg_t big;
     zmq_msg_init_size(&big, 70000); // over the 64 KiB batch limit: goes alone as "J"
@@ -768,7 +791,7 @@ static void test_batch_requeued(void **state)
     pp_metrics_t *m = pp_metrics_new("t");
     pp_metrics_t *wm = pp_metrics_new("w");
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, m, HB, 60000, 1000, 1 << 20);
-    pp_link_t *dying = pp_link_new(ep, NULL, wm, 50, HB);
+    pp_link_t *dying = pp_link_new(ep, NULL, wm, 50, HB, 0);
     s_enqueue(d, NJOBS, 40);
     // Take ten jobs of its first batch, ack none.
     int taken = 0;
@@ -793,7 +816,7 @@ static void test_batch_requeued(void **state)
     assert_int_equal(pp_link_held(dying), 50);      // received, ten handed out
     assert_int_equal(pp_metrics_value(wm, "link_worker_jobs_total", NULL), 50);
     pp_link_destroy(&dying); // "B": requeued at once
-    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 16, HB), .ack = true, .ticking = true};
+    s_worker_t w = {.link = pp_link_new(ep, NULL, NULL, 16, HB, 0), .ack = true, .ticking = true};
     s_run(d, &w, 1, 5000, s_all_acked, d);
     assert_int_equal(w.acked, NJOBS);
     for (int i = 0; i < NJOBS; i++)
@@ -817,7 +840,7 @@ static void test_batch_leftovers_wake(void **state)
     char ep[64];
     s_endpoint(ep, sizeof ep);
     pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, 5000, 0, 1000, 1 << 20);
-    pp_link_t *l = pp_link_new(ep, NULL, NULL, 100, 5000);
+    pp_link_t *l = pp_link_new(ep, NULL, NULL, 100, 5000, 0);
     s_enqueue(d, NJOBS, 0);
     int acked = 0;
     zmq_msg_t body;
@@ -868,6 +891,7 @@ static void test_acks_from_new_id(void **state)
     }
     s_raw_send(r[0], 2, (const char *[]){"R", "\0\0\0\5"}, (size_t[]){1, 4});
     s_run(d, NULL, 0, 100, s_has_credit, d);
+    s_raw_greeting(r[0], HB);
     s_enqueue(d, 5, 0);
     pp_dispatch_pump(d);
     zmq_msg_t f[2];
@@ -884,6 +908,7 @@ static void test_acks_from_new_id(void **state)
     s_raw_send(r[1], 2, (const char *[]){"R", "\0\0\0\1"}, (size_t[]){1, 4});
     s_raw_send(r[1], 2, (const char *[]){"A", (const char *)seqs[0]}, (size_t[]){1, 24});
     s_run(d, NULL, 0, 100, NULL, NULL);
+    s_raw_greeting(r[1], HB);
     assert_int_equal(pp_dispatch_workers(d), 2);
     assert_int_equal(pp_dispatch_in_flight(d), 2);
     assert_int_equal(s_metric(m, "link_acks_other_id_total", POOL), 3);
@@ -942,7 +967,7 @@ static void test_worker_bad_batch(void **state)
     assert_true(zsock_bind(router, "%s", ep) >= 0);
     void *r = zsock_resolve(router);
     pp_metrics_t *wm = pp_metrics_new("w");
-    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB);
+    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB, 0);
     char id[256], cmd[8], credit[8];
     int idlen = zmq_recv(r, id, sizeof id, 0);
     assert_true(idlen > 0);
@@ -1006,11 +1031,42 @@ static void test_worker_bad_batch(void **state)
     pp_metrics_destroy(&wm);
 }
 
+/*  The hub states its heartbeat to each worker it registers; a worker with another one
+    takes no job, says it is a config error and asks the process to stop, and what the hub
+    sent it goes to a worker that agrees once it is gone. */
+static void test_heartbeat_mismatch(void **state)
+{
+    (void)state;
+    s_reset();
+    char ep[64];
+    s_endpoint(ep, sizeof ep);
+    pp_dispatch_t *d = pp_dispatch_new("test", ep, NULL, NULL, HB, 0, 1000, 1 << 20);
+    s_enqueue(d, 20, 0);
+    s_worker_t w[2] = {
+        {.link = pp_link_new(ep, NULL, NULL, 8, 2 * HB, 0), .ack = true, .ticking = true},
+        {.link = NULL, .ack = true, .ticking = true}};
+    assert_false(pp_proc_stopping());
+    s_run(d, w, 1, 2000, s_config_error, w[0].link);
+    assert_true(pp_link_config_error(w[0].link));
+    assert_int_equal(pp_link_hub_heartbeat_ms(w[0].link), HB);
+    assert_true(pp_proc_stopping());
+    assert_int_equal(w[0].received, 0);
+    assert_int_equal(pp_link_credit(w[0].link), 8); // granted before it knew; no more after
+    pp_link_destroy(&w[0].link);                    // "B": the hub requeues what it sent
+    w[1].link = pp_link_new(ep, NULL, NULL, 8, HB, 0);
+    s_run(d, w, 2, 5000, s_all_acked, d);
+    assert_int_equal(w[1].acked, 20);
+    assert_false(pp_link_config_error(w[1].link));
+    assert_int_equal(pp_link_hub_heartbeat_ms(w[1].link), HB);
+    pp_link_destroy(&w[1].link);
+    pp_dispatch_destroy(&d);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
-    assert_null(pp_link_new("tcp://127.0.0.1:1", NULL, NULL, 0, HB));
-    assert_null(pp_link_new("nonsense", NULL, NULL, 4, HB));
+    assert_null(pp_link_new("tcp://127.0.0.1:1", NULL, NULL, 0, HB, 0));
+    assert_null(pp_link_new("nonsense", NULL, NULL, 4, HB, 0));
     assert_null(pp_dispatch_new("test", "nonsense", NULL, NULL, HB, 0, 10, 10));
     assert_null(pp_dispatch_new("test", "tcp://127.0.0.1:0", NULL, NULL, HB, 0, 0, 10));
 }
@@ -1038,6 +1094,7 @@ int main(void)
         cmocka_unit_test(test_batch_leftovers_wake),
         cmocka_unit_test(test_worker_bad_batch),
         cmocka_unit_test(test_acks_from_new_id),
+        cmocka_unit_test(test_heartbeat_mismatch),
         cmocka_unit_test(test_bad_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

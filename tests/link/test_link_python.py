@@ -59,6 +59,8 @@ def fake_hub_vs_c_worker(c, build_dir, wd):
     c.eq(wait_exit(w), 0, "C worker exits 0 on SIGTERM")
     c.eq(hub.byes, 1, "FakeHub: the C worker said B on stop")
     c.check("worker_jobs=300" in w.output(), "C worker counted 300 jobs")
+    c.check("link_bad_message" not in w.output() and "heartbeat_mismatch" not in w.output(),
+            "C worker took FakeHub's greeting (its heartbeat, the same) as good")
     hub.close()
 
 
@@ -70,6 +72,8 @@ def fake_workers_vs_c_hub(c, build_dir, wd):
     c.check(got, "FakeWorker A got its window of 5 jobs from the C hub")
     a.run_until(lambda: False, timeout=0.2)
     c.eq(len(a.jobs), 5, "FakeWorker A got no more than its window")
+    c.eq(a.hub_heartbeat_ms, HB, "the C hub stated its heartbeat to FakeWorker A")
+    c.eq(a.bad, 0, "FakeWorker A: no bad message from the C hub")
     a.crash()
     b = FakeWorker(ep, window=10, heartbeat_ms=HB, auto_ack=True)
     b.run_until(lambda: not hub.alive(), timeout=20)

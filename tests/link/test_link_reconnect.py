@@ -58,7 +58,7 @@ CUT_S = 0.15  # how long each cut lasts: well under 3 x HB
 DELAY = 0.05  # s per chunk and direction in the proxy: the window is always in transit
 
 redis = h.Redis(wd)
-b = Broker(args, wd, {"link": {"heartbeat_ms": HB}})
+b = Broker(args, wd, heartbeat_ms=HB)
 z = Zmq()
 client = z.sock(zmq.PUSH, b.ep("intake"))
 sink = z.worker(b.ep("mqtt_out"), window=5000, heartbeat_ms=HB)
@@ -74,7 +74,7 @@ class ProxyBroker:
 
 
 mport = h.free_port()
-cfg = R.resolver_config(redis.port, link={"heartbeat_ms": HB, "window": WINDOW},
+cfg = R.resolver_config(redis.port, heartbeat_ms=HB, link={"window": WINDOW},
                         message_batch=50)
 res = R.start_resolver(args, wd, ProxyBroker, cfg, name="resolver", metrics_port=mport)
 h.wait_port(mport)

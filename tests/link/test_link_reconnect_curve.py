@@ -46,12 +46,13 @@ curve = {"enabled": True,
          "secret_cert": os.path.join(certs, "resolver.cert_secret"),
          "server_public": os.path.join(certs, "broker.cert"),
          "allow_dir": allow}
-bcfg = h.write_config(wd, {"broker": {"bind": "tcp://127.0.0.1:%d" % base,
-                                      "link": {"heartbeat_ms": HB}},
+bcfg = h.write_config(wd, {"heartbeat_ms": HB,
+                           "broker": {"bind": "tcp://127.0.0.1:%d" % base},
                            "curve": curve}, "broker.json")
 rcfg = h.write_config(wd, {"broker_address": "tcp://127.0.0.1:%d" % pbase,
+                           "heartbeat_ms": HB,
                            "resolver": {"redis": {"host": "127.0.0.1", "port": redis.port},
-                                        "link": {"heartbeat_ms": HB, "window": 100},
+                                        "link": {"window": 100},
                                         "message_batch": 50},
                            "curve": curve}, "resolver.json")
 broker = h.Proc([h.binary(args.build_dir, "pushpipe-broker"), "--config", bcfg,

@@ -106,7 +106,7 @@ static void test_three_hubs(void **state)
             zmq_msg_close(&m);
         }
     }
-    pp_linkset_t *ls = pp_linkset_new(ep_ptrs, HUBS, NULL, wm, WINDOW, HB);
+    pp_linkset_t *ls = pp_linkset_new(ep_ptrs, HUBS, NULL, wm, WINDOW, HB, 0);
     assert_non_null(ls);
     assert_int_equal(pp_linkset_size(ls), HUBS);
 
@@ -226,7 +226,7 @@ static void test_one_hub(void **state)
     assert_int_equal(pp_dispatch_enqueue(d, &m), 0);
     zmq_msg_close(&m);
     const char *eps[1] = {ep};
-    pp_linkset_t *ls = pp_linkset_new(eps, 1, NULL, wm, 4, HB);
+    pp_linkset_t *ls = pp_linkset_new(eps, 1, NULL, wm, 4, HB, 0);
     assert_non_null(ls);
     uint64_t job = 0;
     int got = 0;
@@ -270,11 +270,11 @@ static void test_bad_arguments(void **state)
     const char *eps[PP_LINKSET_MAX + 1];
     for (int i = 0; i <= PP_LINKSET_MAX; i++)
         eps[i] = "tcp://127.0.0.1:1";
-    assert_null(pp_linkset_new(eps, 0, NULL, NULL, 4, HB));
-    assert_null(pp_linkset_new(eps, PP_LINKSET_MAX + 1, NULL, NULL, 4, HB));
-    assert_null(pp_linkset_new(eps, 1, NULL, NULL, 0, HB));
+    assert_null(pp_linkset_new(eps, 0, NULL, NULL, 4, HB, 0));
+    assert_null(pp_linkset_new(eps, PP_LINKSET_MAX + 1, NULL, NULL, 4, HB, 0));
+    assert_null(pp_linkset_new(eps, 1, NULL, NULL, 0, HB, 0));
     const char *bad[2] = {"tcp://127.0.0.1:1", "nonsense"};
-    assert_null(pp_linkset_new(bad, 2, NULL, NULL, 4, HB));
+    assert_null(pp_linkset_new(bad, 2, NULL, NULL, 4, HB, 0));
     pp_linkset_destroy(NULL);
 }
 

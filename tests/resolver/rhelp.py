@@ -175,14 +175,19 @@ class Broker:
         self.ctx.destroy(linger=0)
 
 
-def resolver_config(redis_port, **extra):
+def resolver_config(redis_port, heartbeat_ms=None, **extra):
+    """The config of a resolver: its section with extra keys; heartbeat_ms is the top-level
+    key (every process's, the hub's too)."""
     res = {"metrics_port": 0, "redis": {"port": redis_port, "backoff_max_ms": 200}}
     for k, v in extra.items():
         if k in ("redis", "link") and k in res:
             res[k].update(v)
         else:
             res[k] = v
-    return {"resolver": res}
+    cfg = {"resolver": res}
+    if heartbeat_ms:
+        cfg["heartbeat_ms"] = heartbeat_ms
+    return cfg
 
 
 def start_resolver(args, wd, broker, cfg, name="resolver", metrics_port=0, log_level="info"):

@@ -78,7 +78,7 @@ def stream(n, prefix):
 # --- (1) + (2): two resolvers, one killed with kill -9 mid-stream -----------------------
 base = h.free_ports(7)
 broker = R.Broker(base, heartbeat_ms=HB)
-cfg = R.resolver_config(redis.port, link={"heartbeat_ms": HB, "window": 64}, message_batch=16,
+cfg = R.resolver_config(redis.port, heartbeat_ms=HB, link={"window": 64}, message_batch=16,
                         batch={"max_targets": 50})
 ports = [h.free_port(), h.free_port()]
 procs = [R.start_resolver(args, wd, broker, cfg, name="resolver-k%d" % i, metrics_port=ports[i])
@@ -125,7 +125,7 @@ broker.close()
 base = h.free_ports(7)
 broker = R.Broker(base, rcvhwm=1, heartbeat_ms=HB)
 mport = h.free_port()
-cfg = R.resolver_config(redis.port, link={"heartbeat_ms": HB, "send_hwm": 16},
+cfg = R.resolver_config(redis.port, heartbeat_ms=HB, link={"send_hwm": 16},
                         batch={"max_targets": 1})
 proc = R.start_resolver(args, wd, broker, cfg, name="resolver-bp", metrics_port=mport)
 h.wait_port(mport)

@@ -19,7 +19,7 @@ base = h.free_ports(7)
 # long loop (the 20,000-member scan, the batching of 1,200 tokens) would be declared dead.
 broker = R.Broker(base, heartbeat_ms=250)
 mport = h.free_port()
-proc = R.start_resolver(args, wd, broker, R.resolver_config(redis.port, link={"heartbeat_ms": 250}),
+proc = R.start_resolver(args, wd, broker, R.resolver_config(redis.port, heartbeat_ms=250),
                         metrics_port=mport)
 h.wait_port(mport)
 

@@ -54,7 +54,7 @@ pipe.execute()
 proxy = TcpProxy("127.0.0.1", redis.port)
 proxy.set_delay(DELAY)
 
-broker = Broker(args, wd, {"link": {"heartbeat_ms": HB, "timeout_ms": 3 * HB}})
+broker = Broker(args, wd, {"link": {"timeout_ms": 3 * HB}}, heartbeat_ms=HB)
 z = Zmq()
 apns = z.worker(broker.ep("apns_out"), window=1000, heartbeat_ms=HB)
 mqtt = z.worker(broker.ep("mqtt_out"), window=1000, heartbeat_ms=HB)
@@ -62,7 +62,7 @@ senders = [apns, mqtt]
 
 rport = h.free_port()
 cfg = R.resolver_config(proxy.port, redis={"command_timeout_ms": 5000},
-                        link={"heartbeat_ms": HB}, group_scan_threshold=100, scan_count=50)
+                        heartbeat_ms=HB, group_scan_threshold=100, scan_count=50)
 resolver = R.start_resolver(args, wd, broker, cfg, name="resolver-slow", metrics_port=rport)
 c.check(until(lambda: broker.metric("link_workers", pool="resolve") == 1 and
               broker.metric("link_workers", pool="apns") == 1 and
@@ -125,7 +125,7 @@ r.sadd("GroupAppleUser:slowt", *TIMEOUT_GROUP)
 proxy.set_delay(0.6)
 seen_apns = len(apns.jobs)
 rport2 = h.free_port()
-cfg2 = R.resolver_config(proxy.port, redis={"command_timeout_ms": 800}, link={"heartbeat_ms": HB})
+cfg2 = R.resolver_config(proxy.port, redis={"command_timeout_ms": 800}, heartbeat_ms=HB)
 resolver2 = R.start_resolver(args, wd, broker, cfg2, name="resolver-timeout", metrics_port=rport2)
 c.check(until(lambda: broker.metric("link_workers", pool="resolve") == 1, senders, 10),
         "a second resolver joined")
