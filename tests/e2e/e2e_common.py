@@ -269,12 +269,8 @@ def compare(checks, what, want, got, limit=8):
     return ok
 
 
-def binary(build_dir, name):
-    """pp_harness.binary, plus proto/client (where pushpipe-send is built)."""
-    p = os.path.join(build_dir, "proto", "client", name)
-    if os.path.isfile(p) and os.access(p, os.X_OK):
-        return p
-    return h.binary(build_dir, name)
+# pp_harness.binary finds every program, pushpipe-send (clients/c) too.
+binary = h.binary
 
 
 # ---- hosts: where a process runs (this host, or a network namespace) --------------------
