@@ -147,9 +147,7 @@ def main():
     phase("zero_streams", "zero_streams", "queue", "no_streams", N_DURABLE)
     checks.check("event=request_timeout " in sender.output(), "a warn line per timeout "
                  "(event=request_timeout)")
-    pl.check_alive(checks)
-    for p in reversed(pl.processes()):
-        checks.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
+    pl.stop_and_check(checks, logs=False)
     checks.finish()
 
 

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(pp_harness.source_dir(), "tests", "broker"))
 import broker_util  # noqa: E402
 
 t = pp_harness.Checks()
-SEND = os.path.join(args.build_dir, "proto", "client", "pushpipe-send")
+SEND = os.path.join(args.build_dir, "clients", "c", "pushpipe-send")
 DRIVER = os.path.join(args.build_dir, "tests", "clients", "client_driver")
 GEN_ID = re.compile(r"^pp-[0-9a-f]{16}$")
 TIMEOUT_MS = 1000

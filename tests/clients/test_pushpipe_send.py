@@ -10,7 +10,7 @@ from fakebroker import FakeBroker, packb
 
 args = pp_harness.parse_args()
 t = pp_harness.Checks()
-SEND = os.path.join(args.build_dir, "proto", "client", "pushpipe-send")
+SEND = os.path.join(args.build_dir, "clients", "c", "pushpipe-send")
 
 
 def send(argv, stdin=b"", env=None, timeout=30):

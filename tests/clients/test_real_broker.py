@@ -31,7 +31,7 @@ if not os.access(BROKER, os.X_OK):
     sys.exit(77)
 
 t = pp_harness.Checks()
-SEND = os.path.join(args.build_dir, "proto", "client", "pushpipe-send")
+SEND = os.path.join(args.build_dir, "clients", "c", "pushpipe-send")
 DRIVER = os.path.join(args.build_dir, "tests", "clients", "client_driver")
 LONG_ID = "x" * 65  # the broker's default max_id_len is 64; the clients do not know it
 

@@ -139,7 +139,7 @@ except ImportError:
 
 # 5. libpushpipe (C) with pp_client_set_curve, in a helper process (an ASan build of the
 # library needs its runtime preloaded into python)
-lib_path = os.path.join(args.build_dir, "proto", "client", "libpushpipe.so")
+lib_path = os.path.join(args.build_dir, "clients", "c", "libpushpipe.so")
 if os.path.exists(lib_path):
     env = dict(os.environ)
     needed = subprocess.run(["ldd", lib_path], capture_output=True, text=True).stdout

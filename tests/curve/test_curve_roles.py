@@ -283,8 +283,5 @@ ck.eq(bm("link_bad_messages_total", pool="resolve", kind="too_many_workers"), 0.
       "e: the pool never filled up")
 
 ck.eq(injected_seen(), [], "no injected job reached MQTT at any point")
-pl.check_alive(ck)
-for p in reversed(pl.processes()):
-    ck.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
-pl.check_logs(ck)
+pl.stop_and_check(ck)
 ck.finish()

@@ -269,12 +269,8 @@ def compare(checks, what, want, got, limit=8):
     return ok
 
 
-def binary(build_dir, name):
-    """pp_harness.binary, plus proto/client (where pushpipe-send is built)."""
-    p = os.path.join(build_dir, "proto", "client", name)
-    if os.path.isfile(p) and os.access(p, os.X_OK):
-        return p
-    return h.binary(build_dir, name)
+# pp_harness.binary finds every program, pushpipe-send (clients/c) too.
+binary = h.binary
 
 
 # ---- hosts: where a process runs (this host, or a network namespace) --------------------
@@ -592,6 +588,33 @@ class Pipeline:
     def check_alive(self, checks):
         for p in self.processes():
             checks.check(p.alive(), "%s still running" % p.name)
+
+    def check_deliveries(self, checks, sub, pushes, want_a, want_m, apns_what, mqtt_what):
+        """Compares what arrived with the model of pushes (want_a, want_m = expected(pushes)):
+        the APNs test servers' notifications and sub's MQTT messages, as multisets of
+        apns_tuple and mqtt_tuple (apns_what and mqtt_what name them in the checks); and
+        every notification used its app's authentication (the client certificate for
+        CERTAPP, a token for the others). Returns the APNs servers' records."""
+        by_n = {p["data"]["n"]: p for p in pushes}
+        recs = self.apns_records()
+        got_a = collections.Counter(apns_tuple(r, by_n) for r in recs)
+        got_m = collections.Counter(mqtt_tuple(m) for m in sub.messages())
+        compare(checks, apns_what, want_a, got_a)
+        compare(checks, mqtt_what, want_m, got_m)
+        checks.eq([r for r in recs if r["auth"] != ("cert" if r["topic"] == CERTAPP
+                                                     else "token")], [],
+                  "every notification used its app's authentication")
+        return recs
+
+    def stop_and_check(self, checks, logs=True):
+        """The end of a pipeline test: every stage is still running; each is stopped by
+        SIGTERM, the last started first, and exits 0; and (logs) no stage's log has a
+        sanitizer report."""
+        self.check_alive(checks)
+        for p in reversed(self.processes()):
+            checks.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
+        if logs:
+            self.check_logs(checks)
 
 
 def settle(counts, want=None, timeout=60.0, stable_s=1.0, interval=0.1):

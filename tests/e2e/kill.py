@@ -157,11 +157,8 @@ def main():
                  % pl.metric(pl.resolvers[0], "messages_total"))
     checks.check(pl.metric(pl.apns_sender, "delivered_total") > 0,
                  "the restarted apns-sender delivered")
-    pl.check_alive(checks)
     client.close()
-    for p in reversed(pl.processes()):
-        checks.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
-    pl.check_logs(checks)
+    pl.stop_and_check(checks)
     checks.finish()
 
 

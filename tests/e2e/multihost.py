@@ -21,7 +21,6 @@ Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); without it the test exits 77, which c
 reports as skipped.
 """
 import atexit
-import collections
 import os
 import re
 import signal
@@ -183,23 +182,13 @@ def main():
                    (sum(want_a.values()), sum(want_m.values())), timeout=60, stable_s=1.5)
     print("settled at %r (model: %d, %d)" % (got, sum(want_a.values()), sum(want_m.values())),
           flush=True)
-    by_n = {p["data"]["n"]: p for p in pushes}
-    recs = pl.apns_records()
-    got_a = collections.Counter(e.apns_tuple(r, by_n) for r in recs)
-    got_m = collections.Counter(e.mqtt_tuple(m) for m in sub.messages())
-    e.compare(checks, "APNs notifications across hosts", want_a, got_a)
-    e.compare(checks, "MQTT messages across hosts", want_m, got_m)
-    checks.eq([r for r in recs if r["auth"] != ("cert" if r["topic"] == e.CERTAPP
-                                                 else "token")], [],
-              "every notification used its app's authentication")
+    pl.check_deliveries(checks, sub, pushes, want_a, want_m,
+                        "APNs notifications across hosts", "MQTT messages across hosts")
     checks.eq(pl.metric(pl.broker, "accepted_total"), float(len(pushes)),
               "the broker accepted exactly the allowed client's pushes")
     checks.check(all(pl.metric(r, "messages_total") > 0 for r in pl.resolvers),
                  "both resolvers on host 2 took part")
-    pl.check_alive(checks)
-    for p in reversed(pl.processes()):
-        checks.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
-    pl.check_logs(checks)
+    pl.stop_and_check(checks)
     checks.finish()
 
 

@@ -121,18 +121,12 @@ def main():
                    (sum(want_a.values()), sum(want_m.values())), timeout=60)
     print("settled at %r" % (got,), flush=True)
 
-    by_n = {p["data"]["n"]: p for p in PUSHES}
-    recs = pl.apns_records()
-    got_a = collections.Counter(e.apns_tuple(r, by_n) for r in recs)
-    got_m = collections.Counter(e.mqtt_tuple(m) for m in sub.messages())
-    e.compare(checks, "APNs notifications (env, token, topic, push type, priority, "
-              "expiration, collapse id, payload)", want_a, got_a)
-    e.compare(checks, "MQTT messages (topic, payload, qos)", want_m, got_m)
-
-    # Authentication: token for the token app, the client certificate for the cert app.
-    bad_auth = [r for r in recs if r["auth"] != ("cert" if r["topic"] == e.CERTAPP
-                                                  else "token")]
-    checks.eq(len(bad_auth), 0, "every notification used its app's authentication")
+    # What arrived is the model; authentication: token for the token app, the client
+    # certificate for the cert app.
+    recs = pl.check_deliveries(checks, sub, PUSHES, want_a, want_m,
+                               "APNs notifications (env, token, topic, push type, priority, "
+                               "expiration, collapse id, payload)",
+                               "MQTT messages (topic, payload, qos)")
     checks.check(any(r["topic"] == e.CERTAPP and r["cert_cn"] == e.CERTAPP for r in recs),
                  "certificate app notifications carry the client certificate's CN")
     for env, srv in pl.apns.items():
@@ -153,12 +147,8 @@ def main():
               "apns-sender counted every delivery")
     checks.eq(pl.metric(pl.apns_sender, "expired_total"), 1.0,
               "apns-sender dropped the one notification whose expiration had passed")
-    pl.check_alive(checks)
-
-    # Every stage stops cleanly on SIGTERM.
-    for p in reversed(pl.processes()):
-        checks.eq(p.stop(), 0, "%s exits 0 on SIGTERM" % p.name)
-    pl.check_logs(checks)
+    # Every stage is still up and stops cleanly on SIGTERM.
+    pl.stop_and_check(checks)
     checks.finish()
 
 

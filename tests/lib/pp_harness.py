@@ -225,7 +225,7 @@ def write_config(wd, cfg, name="pushpipe.json"):
 
 def binary(build_dir, name):
     """Path of a built program, e.g. binary(args.build_dir, 'pushpipe-broker')."""
-    for sub in ("broker", "resolver", "apns-sender", "mqtt-sender", "proto", "proto/client",
+    for sub in ("broker", "resolver", "apns-sender", "mqtt-sender", "proto", "clients/c",
                 "tests/apns-server",
                 "launcher", "bench", ""):
         p = os.path.join(build_dir, sub, name)

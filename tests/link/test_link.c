@@ -444,35 +444,80 @@ static void test_bad_messages(void **state)
     pp_metrics_destroy(&m);
 }
 
+// ---------------------------------------------------------------- a raw hub
+
+#define RAW_HUB_WINDOW 4
+
+/*  A raw hub: a ROUTER playing the broker, so that the worker's side of the wire is
+    checked byte by byte. The cmocka setup binds it on a free port, starts the worker under
+    test (a pp_link with window RAW_HUB_WINDOW, its own metrics) there and takes the link's
+    registration ("R" + credit), which gives the worker's routing id; the teardown destroys
+    the link, then the hub. Only the tests of this file use one (tests/link/test_linkset.c
+    uses real pp_dispatch hubs), so the fixture lives here. */
+typedef struct {
+    zsock_t *router;
+    void *sock;       // router's libzmq socket
+    char ep[64];      // where it is bound
+    char id[256];     // the worker's routing id,
+    size_t idlen;     // idlen bytes of it
+    uint32_t credit;  // the credit of the worker's "R"
+    pp_link_t *link;  // the worker under test
+    pp_metrics_t *wm; // its metrics
+} s_raw_hub_t;
+
+static int s_raw_hub_setup(void **state)
+{
+    s_raw_hub_t *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    s_endpoint(h->ep, sizeof h->ep);
+    h->router = zsock_new(ZMQ_ROUTER);
+    zsock_set_linger(h->router, 0);
+    assert_true(zsock_bind(h->router, "%s", h->ep) >= 0);
+    h->sock = zsock_resolve(h->router);
+    h->wm = pp_metrics_new("w");
+    h->link = pp_link_new(h->ep, NULL, h->wm, RAW_HUB_WINDOW, HB, 0);
+    char cmd[8];
+    uint8_t credit[8];
+    int idlen = zmq_recv(h->sock, h->id, sizeof h->id, 0);
+    assert_true(idlen > 0);
+    h->idlen = (size_t)idlen;
+    assert_int_equal(zmq_recv(h->sock, cmd, sizeof cmd, 0), 1);
+    assert_int_equal(cmd[0], 'R');
+    assert_int_equal(zmq_recv(h->sock, credit, sizeof credit, 0), 4);
+    h->credit = (uint32_t)credit[0] << 24 | (uint32_t)credit[1] << 16 | (uint32_t)credit[2] << 8 |
+                credit[3];
+    *state = h;
+    return 0;
+}
+
+static int s_raw_hub_teardown(void **state)
+{
+    s_raw_hub_t *h = *state;
+    pp_link_destroy(&h->link);
+    zsock_destroy(&h->router);
+    pp_metrics_destroy(&h->wm);
+    free(h);
+    *state = NULL;
+    return 0;
+}
+
+/*  Sends one message of nframes frames to the worker (its routing id goes first). */
+static void s_raw_hub_send(s_raw_hub_t *h, int nframes, const char **frames, const size_t *lens)
+{
+    assert_true(zmq_send(h->sock, h->id, h->idlen, ZMQ_SNDMORE) >= 0);
+    s_raw_send(h->sock, nframes, frames, lens);
+}
+
 /*  A hub that sends garbage is counted by the worker, which goes on. */
 static void test_worker_bad_messages(void **state)
 {
-    (void)state;
-    char ep[64];
-    s_endpoint(ep, sizeof ep);
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zsock_set_linger(router, 0);
-    assert_true(zsock_bind(router, "%s", ep) >= 0);
-    void *r = zsock_resolve(router);
-    pp_metrics_t *wm = pp_metrics_new("w");
-    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB, 0);
-    char id[256], cmd[8], credit[8];
-    int idlen = zmq_recv(r, id, sizeof id, 0);
-    assert_true(idlen > 0);
-    assert_int_equal(zmq_recv(r, cmd, sizeof cmd, 0), 1);
-    assert_int_equal(cmd[0], 'R');
-    assert_int_equal(zmq_recv(r, credit, sizeof credit, 0), 4);
-    assert_int_equal(credit[3], 4);
-    zmq_send(r, id, (size_t)idlen, ZMQ_SNDMORE);
-    zmq_send(r, "Q", 1, 0);
-    zmq_send(r, id, (size_t)idlen, ZMQ_SNDMORE);
-    zmq_send(r, "J", 1, ZMQ_SNDMORE);
-    zmq_send(r, "123", 3, ZMQ_SNDMORE); // short seq
-    zmq_send(r, "body", 4, 0);
-    zmq_send(r, id, (size_t)idlen, ZMQ_SNDMORE);
-    zmq_send(r, "J", 1, ZMQ_SNDMORE);
-    zmq_send(r, "\0\0\0\0\0\0\0\7", 8, ZMQ_SNDMORE);
-    zmq_send(r, "good", 4, 0);
+    s_raw_hub_t *h = *state;
+    pp_link_t *l = h->link;
+    pp_metrics_t *wm = h->wm;
+    assert_int_equal(h->credit, 4);
+    s_raw_hub_send(h, 1, (const char *[]){"Q"}, (size_t[]){1});
+    s_raw_hub_send(h, 3, (const char *[]){"J", "123", "body"}, (size_t[]){1, 3, 4}); // short seq
+    s_raw_hub_send(h, 3, (const char *[]){"J", "\0\0\0\0\0\0\0\7", "good"}, (size_t[]){1, 8, 4});
     uint64_t seq = 0;
     zmq_msg_t body;
     zmq_msg_init(&body);
@@ -490,9 +535,6 @@ static void test_worker_bad_messages(void **state)
     assert_int_equal(pp_metrics_value(wm, "link_worker_bad_messages_total", "kind=\"job_frame\""),
                      1);
     zmq_msg_close(&body);
-    pp_link_destroy(&l);
-    zsock_destroy(&router);
-    pp_metrics_destroy(&wm);
 }
 
 static void test_pending_bound(void **state)
@@ -959,45 +1001,33 @@ static void test_acks_from_new_id(void **state)
     worker goes on and hands out a good batch's jobs in order. */
 static void test_worker_bad_batch(void **state)
 {
-    (void)state;
-    char ep[64];
-    s_endpoint(ep, sizeof ep);
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zsock_set_linger(router, 0);
-    assert_true(zsock_bind(router, "%s", ep) >= 0);
-    void *r = zsock_resolve(router);
-    pp_metrics_t *wm = pp_metrics_new("w");
-    pp_link_t *l = pp_link_new(ep, NULL, wm, 4, HB, 0);
-    char id[256], cmd[8], credit[8];
-    int idlen = zmq_recv(r, id, sizeof id, 0);
-    assert_true(idlen > 0);
-    assert_int_equal(zmq_recv(r, cmd, sizeof cmd, 0), 1);
-    assert_int_equal(zmq_recv(r, credit, sizeof credit, 0), 4);
-    size_t il = (size_t)idlen;
+    s_raw_hub_t *h = *state;
+    pp_link_t *l = h->link;
+    pp_metrics_t *wm = h->wm;
     const char *e1 = "\0\0\0\0\0\0\0\1\0\0\0\x0a"
-                     "abcd";                                        // length 10, 4 bytes there
-    const char *e2 = "\0\0\0\0\0\0\0\1\0\0\0\0";                    // a good empty entry
-    static uint8_t many[12 * 4097];                                 // 4097 entries: over the limit
-    s_raw_send(r, 2, (const char *[]){id, "K"}, (size_t[]){il, 1}); // no frame
-    s_raw_send(r, 3, (const char *[]){id, "K", ""}, (size_t[]){il, 1, 0});          // empty
-    s_raw_send(r, 3, (const char *[]){id, "K", e2}, (size_t[]){il, 1, 5});          // short header
-    s_raw_send(r, 3, (const char *[]){id, "K", e1}, (size_t[]){il, 1, 16});         // len past end
-    s_raw_send(r, 3, (const char *[]){id, "K", e2}, (size_t[]){il, 1, 13});         // trailing byte
-    s_raw_send(r, 4, (const char *[]){id, "K", e2, "x"}, (size_t[]){il, 1, 12, 1}); // 2 frames
-    s_raw_send(r, 3, (const char *[]){id, "K", (const char *)many}, (size_t[]){il, 1, sizeof many});
+                     "abcd";                                    // length 10, 4 bytes there
+    const char *e2 = "\0\0\0\0\0\0\0\1\0\0\0\0";                // a good empty entry
+    static uint8_t many[12 * 4097];                             // 4097 entries: over the limit
+    s_raw_hub_send(h, 1, (const char *[]){"K"}, (size_t[]){1}); // no frame
+    s_raw_hub_send(h, 2, (const char *[]){"K", ""}, (size_t[]){1, 0});          // empty
+    s_raw_hub_send(h, 2, (const char *[]){"K", e2}, (size_t[]){1, 5});          // short header
+    s_raw_hub_send(h, 2, (const char *[]){"K", e1}, (size_t[]){1, 16});         // len past end
+    s_raw_hub_send(h, 2, (const char *[]){"K", e2}, (size_t[]){1, 13});         // trailing byte
+    s_raw_hub_send(h, 3, (const char *[]){"K", e2, "x"}, (size_t[]){1, 12, 1}); // 2 frames
+    s_raw_hub_send(h, 2, (const char *[]){"K", (const char *)many}, (size_t[]){1, sizeof many});
     // A good batch: seqs 7, 8, 9 with bodies "a", "bb", "".
     const char good[] = "\0\0\0\0\0\0\0\7\0\0\0\1"
                         "a"
                         "\0\0\0\0\0\0\0\x08\0\0\0\2"
                         "bb"
                         "\0\0\0\0\0\0\0\x09\0\0\0\0";
-    s_raw_send(r, 3, (const char *[]){id, "K", good}, (size_t[]){il, 1, sizeof good - 1});
+    s_raw_hub_send(h, 2, (const char *[]){"K", good}, (size_t[]){1, sizeof good - 1});
     // Two more jobs on a credit of one: the second is over credit, still handed out.
     const char two[] = "\0\0\0\0\0\0\0\x0a\0\0\0\1"
                        "c"
                        "\0\0\0\0\0\0\0\x0b\0\0\0\1"
                        "d";
-    s_raw_send(r, 3, (const char *[]){id, "K", two}, (size_t[]){il, 1, sizeof two - 1});
+    s_raw_hub_send(h, 2, (const char *[]){"K", two}, (size_t[]){1, sizeof two - 1});
     uint64_t seqs[5];
     const char *bodies[5] = {"a", "bb", "", "c", "d"};
     zmq_msg_t body;
@@ -1026,9 +1056,6 @@ static void test_worker_bad_batch(void **state)
                      1);
     assert_int_equal(pp_metrics_value(wm, "link_worker_jobs_total", NULL), 5);
     zmq_msg_close(&body);
-    pp_link_destroy(&l);
-    zsock_destroy(&router);
-    pp_metrics_destroy(&wm);
 }
 
 /*  The hub states its heartbeat to each worker it registers; a worker with another one
@@ -1085,14 +1112,15 @@ int main(void)
         cmocka_unit_test(test_destroyed_worker_requeued),
         cmocka_unit_test(test_hub_restart),
         cmocka_unit_test(test_bad_messages),
-        cmocka_unit_test(test_worker_bad_messages),
+        cmocka_unit_test_setup_teardown(test_worker_bad_messages, s_raw_hub_setup,
+                                        s_raw_hub_teardown),
         cmocka_unit_test(test_pending_bound),
         cmocka_unit_test(test_outputs_before_ack),
         cmocka_unit_test(test_not_reading_is_not_death),
         cmocka_unit_test(test_batch_wire),
         cmocka_unit_test(test_batch_requeued),
         cmocka_unit_test(test_batch_leftovers_wake),
-        cmocka_unit_test(test_worker_bad_batch),
+        cmocka_unit_test_setup_teardown(test_worker_bad_batch, s_raw_hub_setup, s_raw_hub_teardown),
         cmocka_unit_test(test_acks_from_new_id),
         cmocka_unit_test(test_heartbeat_mismatch),
         cmocka_unit_test(test_bad_args),
