@@ -18,6 +18,7 @@
 #ifndef PP_BROKER_H
 #define PP_BROKER_H
 
+#include "pp_broker_config.h"
 #include "pp_config.h"
 #include "pp_curve.h"
 #include "pp_frame.h"
@@ -27,36 +28,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/*  The worker pools; also the `stage` label of the metrics. */
-typedef enum { PP_STAGE_RESOLVE = 0, PP_STAGE_APNS, PP_STAGE_MQTT, PP_STAGE_COUNT } pp_stage_t;
-
-const char *pp_stage_name(pp_stage_t stage);
-
-typedef struct {
-    const char *bind;      /* base address; lives as long as the configuration */
-    int hwm;               /* ZMQ_SNDHWM/ZMQ_RCVHWM of intake and submit */
-    int drain_ms;          /* longest dispatching after SIGTERM */
-    uint32_t heartbeat_ms; /* the links' heartbeat (workers must use the same) */
-    uint32_t timeout_ms;   /* a worker unheard this long is dead; 0: 3 x heartbeat_ms */
-    /* broker.link.max_workers_per_key: workers one CURVE key may register per pool */
-    uint32_t max_workers_per_key;
-    int log_rejects_per_s;
-    bool have_instance;
-    uint64_t instance;
-    pp_frame_limits_t limits;
-    size_t queue_msgs[PP_STAGE_COUNT];
-    size_t queue_bytes[PP_STAGE_COUNT];
-    bool durable;            /* broker.durability "jetstream": accepted means stored */
-    pp_jetstream_cfg_t js;   /* broker.jetstream.* */
-    char servers_text[2048]; /* a comma-separated servers string, split into js.servers */
-} pp_broker_config_t;
-
-/*  Reads the "broker" section (except metrics_port/metrics_address, which pp_proc_ready
-    reads) into *cfg. broker.bind defaults to default_bind (the process's broker_address,
-    pp_proc_broker_address), or PP_DEFAULT_BROKER_ADDRESS when NULL. Problems are recorded
-    in config (pp_config_fail) naming the key. */
-void pp_broker_config_read(pp_config_t *config, pp_broker_config_t *cfg, const char *default_bind);
 
 typedef struct pp_broker_t pp_broker_t;
 
