@@ -695,7 +695,11 @@ void pp_mqtt_sender_drain(pp_mqtt_sender_t *s)
                 pp_pubq_len(s->q), s_in_flight(s), pp_linkset_held(s->link), s->cfg.drain_ms);
         for (;;) {
             uint64_t now = pp_mono_ms();
-            if ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0) || now >= deadline) break;
+            /* The apns-sender's rule: done when nothing is buffered, in flight or held
+               (every job taken is acked), or at the deadline. */
+            if ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0 && pp_linkset_held(s->link) == 0) ||
+                now >= deadline)
+                break;
             if (s_turn(s, now, true, deadline) != 0) break;
         }
     }
