@@ -96,3 +96,12 @@ void pp_apns_notif_destroy(pp_apns_notif_t **p)
     pp_apns_msg_release(&m);
     *p = NULL;
 }
+
+void pp_apns_notif_rejected(pp_metrics_t *m, const char *reason, uint64_t n)
+{
+    char labels[128];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    pp_metric_add(
+        pp_metrics_counter(m, "rejected_total", "Notifications APNs refused (not retried)", labels),
+        n);
+}

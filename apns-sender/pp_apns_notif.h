@@ -16,6 +16,7 @@
 #define PP_APNS_NOTIF_H
 
 #include "pp_apns_apps.h"
+#include "pp_metrics.h"
 #include "pp_uuid.h"
 
 #include <stddef.h>
@@ -76,5 +77,9 @@ pp_apns_notif_t *pp_apns_notif_new(pp_apns_msg_t *msg, const char *uid, size_t u
 /*  Frees the notification and drops its reference on the message (see
     pp_apns_msg_release). */
 void pp_apns_notif_destroy(pp_apns_notif_t **p);
+
+/*  Counts n notifications given up for good in m's rejected_total{reason}: refused by
+    APNs, or never sent (a bad target, out of memory, ...). */
+void pp_apns_notif_rejected(pp_metrics_t *m, const char *reason, uint64_t n);
 
 #endif

@@ -1,5 +1,5 @@
-/*  pp_apns_redis: the apns-sender's Redis settings (apns_sender.redis.*) and a connect
-    helper shared by pp_jwt_share and pp_token_gc (each keeps its own connection).
+/*  pp_apns_redis: the apns-sender's Redis settings (apns_sender.redis.*) and the connect
+    step of pp_redis_lazy (pp_jwt_share and pp_token_gc each keep their own connection).
 
       host        "" (default): no Redis; tokens are not shared, invalid tokens not removed
       port        6379

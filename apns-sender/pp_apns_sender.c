@@ -3,18 +3,16 @@
 #include "pp_apns_apps.h"
 #include "pp_apns_classify.h"
 #include "pp_apns_dns.h"
+#include "pp_apns_intake.h"
 #include "pp_apns_keepalive.h"
 #include "pp_apns_notif.h"
 #include "pp_curve.h"
 #include "pp_h2pool.h"
-#include "pp_job.h"
 #include "pp_jwt_share.h"
-#include "pp_limits.h"
 #include "pp_linkset.h"
 #include "pp_proc.h"
 #include "pp_retryq.h"
 #include "pp_token_gc.h"
-#include "pp_uuid.h"
 
 #include <czmq.h>
 #include <jansson.h>
@@ -25,15 +23,9 @@
 
 #define S_MAX_POOLS 2048
 #define S_MAX_POLL 4096
-#define S_JOB_BATCH 64
 /* Request timeouts in a row, with no answer between, after which a connection is replaced:
    one can be a slow request, three is a connection that no longer answers. */
 #define S_TIMEOUTS_TO_REPLACE 3
-
-typedef struct {
-    uint64_t seq;
-    zmq_msg_t body;
-} s_stashed_t;
 
 struct pp_apns_sender_t {
     pp_metrics_t *m;
@@ -41,8 +33,9 @@ struct pp_apns_sender_t {
     pp_jwt_share_t *jwt;
     pp_token_gc_t *gc;
     pp_retryq_t *retryq;
-    pp_linkset_t *link; /* one link per broker (borrowed); NULL once left: jobs finished after
-                           that are not acked */
+    pp_apns_intake_t *intake; /* jobs in: taken from the link, turned into notifications */
+    pp_linkset_t *link;       /* one link per broker (borrowed); NULL once left: jobs finished after
+                                 that are not acked */
     pp_apns_hostport_t hosts[2];
     pp_h2pool_t *pools[S_MAX_POOLS];
     size_t n_pools;
@@ -56,25 +49,20 @@ struct pp_apns_sender_t {
     uint32_t window, heartbeat_ms;
     int max_resends;
     /* state */
-    size_t pending; /* notifications alive: queued, in flight or waiting for a retry */
-    /* Jobs received but not started because pending reached max_pending: kept as the raw
-       bytes (a job's notifications cost far more memory than its body), in arrival order,
-       at most stash_cap (the window bounds what the hub sends). */
-    s_stashed_t *stash;
-    size_t stash_cap, stash_head, stash_n;
-    bool paused; /* no new credit to the hub (backpressure or stopping) */
+    size_t pending; /* notifications alive: queued, in flight or waiting for a retry (the
+                       intake adds those it queues) */
+    bool paused;    /* no new credit to the hub (backpressure or stopping) */
     bool warn_no_redis;
     bool failed;             /* the loop hit a fatal error: no drain */
     int link_ms;             /* until the link's next timer (pp_linkset_tick) */
     uint64_t drain_deadline; /* 0 until the drain starts */
     /* metrics */
-    pp_metric_t *sent, *resent, *delivered[2], *expired, *unknown_ident, *not_configured;
-    pp_metric_t *connections, *reconnects, *goaways, *in_flight, *pending_g, *bad_job, *jobs;
-    pp_metric_t *exhausted, *dropped_on_exit, *rejected_local, *acked, *pauses;
+    pp_metric_t *sent, *resent, *delivered[2], *expired;
+    pp_metric_t *connections, *reconnects, *goaways, *in_flight, *pending_g;
+    pp_metric_t *exhausted, *dropped_on_exit, *pauses;
     pp_metric_t *timeouts[2], *replaced_timeouts, *replaced_no_streams; /* request deadlines */
 };
 
-static pp_ratelimit_t s_rl_job = PP_RATELIMIT_INIT(10000, 10);
 static pp_ratelimit_t s_rl_resp = PP_RATELIMIT_INIT(10000, 20);
 
 /* ---- configuration ---------------------------------------------------------------- */
@@ -95,17 +83,11 @@ static void s_metrics(pp_apns_sender_t *s)
                                     "Notifications dropped: their expiration passed before APNs "
                                     "accepted them",
                                     NULL);
-    s->unknown_ident = pp_metrics_counter(
-        m, "unknown_ident_total", "Notifications for an app ident with no credentials", NULL);
-    s->not_configured = pp_metrics_counter(m, "not_configured_total",
-                                           "Notifications not sent: no APNs app configured", NULL);
     s->connections = pp_metrics_gauge(m, "connections", "HTTP/2 connections ready", NULL);
     s->reconnects = pp_metrics_counter(m, "reconnects_total", "Connections made again", NULL);
     s->goaways = pp_metrics_counter(m, "goaways_total", "GOAWAY frames received", NULL);
     s->in_flight = pp_metrics_gauge(m, "in_flight", "Requests on open streams", NULL);
     s->pending_g = pp_metrics_gauge(m, "pending", "Notifications held by the sender", NULL);
-    s->bad_job = pp_metrics_counter(m, "bad_job_total", "Jobs that could not be decoded", NULL);
-    s->jobs = pp_metrics_counter(m, "jobs_total", "APNS jobs received", NULL);
     s->exhausted =
         pp_metrics_counter(m, "retry_exhausted_total",
                            "Notifications dropped after apns_sender.retry.max_attempts", NULL);
@@ -114,9 +96,6 @@ static void s_metrics(pp_apns_sender_t *s)
         "Notifications still held when the drain time ran out (their jobs are not acked: the "
         "broker sends them to another sender)",
         NULL);
-    s->acked =
-        pp_metrics_counter(m, "jobs_acked_total",
-                           "Jobs acknowledged to the broker (every notification finished)", NULL);
     s->pauses = pp_metrics_counter(m, "link_paused_total",
                                    "Times max_pending stopped the credit to the broker", NULL);
     const char *th = "Notifications past apns_sender.request_timeout_ms: on a stream (reset, "
@@ -131,6 +110,16 @@ static void s_metrics(pp_apns_sender_t *s)
 }
 
 static void s_keepalive(void *arg);
+static pp_h2pool_t *s_pool(void *owner, pp_apns_app_t *app, int env);
+
+/*  Room for the window twice over: after a hub restart ("W") jobs of the old hub are still
+    held while the new one fills the window again. */
+static pp_apns_intake_t *s_intake_new(pp_apns_sender_t *s, pp_linkset_t *links)
+{
+    pp_apns_intake_cfg_t ic = {
+        links, s->apps, &s->pending, s->max_pending, 2 * (size_t)s->window + 64, s_pool, s};
+    return pp_apns_intake_new(&ic, s->m);
+}
 
 pp_apns_sender_t *pp_apns_sender_new(pp_apns_sender_config_t *cfg, pp_metrics_t *metrics,
                                      pp_linkset_t *links)
@@ -163,10 +152,7 @@ pp_apns_sender_t *pp_apns_sender_new(pp_apns_sender_config_t *cfg, pp_metrics_t 
     s->gc = pp_token_gc_new(&cfg->redis, cfg->remove_invalid_tokens, cfg->invalid_token_list,
                             cfg->user_key_prefix, s->m);
     s->retryq = pp_retryq_new();
-    /* Room for the window twice over: after a hub restart ("W") jobs of the old hub are
-       still held while the new one fills the window again. */
-    s->stash_cap = 2 * (size_t)s->window + 64;
-    s->stash = calloc(s->stash_cap, sizeof *s->stash);
+    s->intake = s_intake_new(s, links);
     /* The most common labelled series exist from the start (at 0), so that dashboards and
        alerts see them before the first event; others appear when they first happen. */
     pp_metrics_counter(s->m, "invalid_token_total", "Device tokens APNs called invalid",
@@ -175,7 +161,7 @@ pp_apns_sender_t *pp_apns_sender_new(pp_apns_sender_config_t *cfg, pp_metrics_t 
                        "reason=\"BadTopic\"");
     pp_metrics_counter(s->m, "retried_total", "Notifications retried after an answer",
                        "status=\"429\"");
-    if (!s->jwt || !s->gc || !s->retryq || !s->apps || !s->stash) {
+    if (!s->jwt || !s->gc || !s->retryq || !s->apps || !s->intake) {
         pp_apns_sender_destroy(&s);
         return NULL;
     }
@@ -206,18 +192,11 @@ static void s_count(pp_apns_sender_t *s, const char *name, const char *help, con
     pp_metric_add(pp_metrics_counter(s->m, name, help, labels), n);
 }
 
-static void s_reject(pp_apns_sender_t *s, const char *reason, uint64_t n)
-{
-    s_count(s, "rejected_total", "Notifications APNs refused (not retried)", "reason", reason, n);
-}
-
 static void s_free(pp_apns_sender_t *s, pp_apns_notif_t **n)
 {
     pp_apns_notif_destroy(n);
     s->pending--;
 }
-
-static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env);
 
 /* ---- answers ---------------------------------------------------------------------- */
 
@@ -244,7 +223,7 @@ static void s_retry(pp_apns_sender_t *s, pp_apns_notif_t *n, int status, uint64_
     }
     if (n->attempts >= s->max_attempts) {
         pp_metric_inc(s->exhausted);
-        s_reject(s, "retries_exhausted", 1);
+        pp_apns_notif_rejected(s->m, "retries_exhausted", 1);
         pp_warn("notif_gave_up", "apns_id=%s msg_id=%s attempts=%d status=%d", n->apns_id,
                 m->msg_id, n->attempts, status);
         s_free(s, &n);
@@ -314,7 +293,7 @@ static void s_on_response(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, in
     case PP_APNS_REJECT:
         break;
     }
-    s_reject(s, reason, 1);
+    pp_apns_notif_rejected(s->m, reason, 1);
     uint32_t suppressed = 0;
     if (pp_ratelimit_allow(&s_rl_resp, &suppressed)) {
         char q[120];
@@ -332,7 +311,7 @@ static void s_on_drop(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, const 
     if (!strcmp(why, "expired"))
         pp_metric_inc(s->expired);
     else
-        s_reject(s, why, 1);
+        pp_apns_notif_rejected(s->m, why, 1);
     pp_debug("notif_dropped", "apns_id=%s why=%s", n->apns_id, why);
     s_free(s, &n);
 }
@@ -375,8 +354,10 @@ static void s_on_timeout(void *owner, pp_h2pool_t *pool, pp_apns_notif_t *n, con
 
 static const pp_h2pool_callbacks_t s_pool_cb = {s_on_response, s_on_drop, s_on_timeout};
 
-static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env)
+/*  The pool of app in env, made on first use (the intake's pool function). */
+static pp_h2pool_t *s_pool(void *owner, pp_apns_app_t *app, int env)
 {
+    pp_apns_sender_t *s = owner;
     if (app->pools[env]) return app->pools[env];
     if (s->n_pools >= S_MAX_POOLS) return NULL;
     pp_h2pool_config_t pc = {app,
@@ -402,226 +383,14 @@ static pp_h2pool_t *s_pool(pp_apns_sender_t *s, pp_apns_app_t *app, int env)
     return app->pools[env];
 }
 
-/* ---- jobs ------------------------------------------------------------------------- */
-
-static bool s_token_ok(const pp_str_t *t)
-{
-    /* Hex, of any length up to the shared bound: Apple does not promise 64. */
-    if (t->len == 0 || t->len > PP_TOKEN_MAX_LEN) return false;
-    for (size_t i = 0; i < t->len; i++) {
-        char c = t->ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return false;
-    }
-    return true;
-}
-
-static bool s_word_ok(const pp_str_t *t, size_t max)
-{
-    if (t->len == 0 || t->len > max) return false;
-    for (size_t i = 0; i < t->len; i++)
-        if (t->ptr[i] < 'a' || t->ptr[i] > 'z') return false;
-    return true;
-}
-
-static const char *s_topic_suffix(const char *push_type)
-{
-    static const char *const map[][2] = {{"voip", ".voip"},
-                                         {"complication", ".complication"},
-                                         {"liveactivity", ".push-type.liveactivity"},
-                                         {"fileprovider", ".pushkit.fileprovider"},
-                                         {"pushtotalk", ".voip-ptt"},
-                                         {NULL, NULL}};
-    for (int i = 0; map[i][0]; i++)
-        if (!strcmp(map[i][0], push_type)) return map[i][1];
-    return "";
-}
-
-static void s_bad_job(pp_apns_sender_t *s, const char *why)
-{
-    pp_metric_inc(s->bad_job);
-    uint32_t suppressed = 0;
-    if (pp_ratelimit_allow(&s_rl_job, &suppressed))
-        pp_warn("bad_job", "why=%s suppressed=%u", why, suppressed);
-}
-
-/*  The job is finished (every notification delivered or given up for good): tell the
-    broker, which then forgets it. While closing (link NULL) it is not acked, so that the
-    broker sends it to another sender. */
-static void s_job_done(void *owner, uint64_t seq)
-{
-    pp_apns_sender_t *s = owner;
-    if (!s->link) return;
-    pp_linkset_ack(s->link, seq);
-    pp_metric_inc(s->acked);
-}
-
-static void s_job_targets(pp_apns_sender_t *s, const pp_apns_job_t *job, pp_apns_msg_t *msg,
-                          pp_h2pool_t *pool)
-{
-    for (size_t i = 0; i < job->n_targets; i++) {
-        const pp_apns_target_t *t = &job->targets[i];
-        if (!s_token_ok(&t->token) || t->uid.len == 0 || t->uid.len > 200) {
-            s_reject(s, "bad_token_format", 1);
-            continue;
-        }
-        pp_apns_notif_t *n =
-            pp_apns_notif_new(msg, t->uid.ptr, t->uid.len, t->token.ptr, t->token.len);
-        if (!n) {
-            s_reject(s, "out_of_memory", job->n_targets - i);
-            break;
-        }
-        pp_uuid_v4(n->apns_id);
-        if (pp_log_enabled(PP_LOG_DEBUG)) {
-            char q[120];
-            pp_debug("notif", "msg_id=%s apns_id=%s uid=%s", msg->msg_id, n->apns_id,
-                     pp_log_quote(n->uid, strlen(n->uid), 64, q, sizeof q));
-        }
-        s->pending++;
-        pp_h2pool_push(pool, n);
-    }
-}
-
-/*  Starts job seq: one notification per valid target, queued on its pool. The job is
-    acked when its last notification is finished (s_job_done through the message's
-    reference count), or at once when nothing of it is to be sent (bad job, unknown ident,
-    no apps, every target refused). Every such outcome is counted as before. */
-static void s_job(pp_apns_sender_t *s, uint64_t seq, const void *data, size_t len)
-{
-    pp_metric_inc(s->jobs);
-    pp_apns_job_t job;
-    const char *why = "bad_job";
-    if (pp_apns_job_decode(data, len, &job, &why) != 0) {
-        s_bad_job(s, why);
-        s_job_done(s, seq);
-        return;
-    }
-    if (pp_apns_apps_count(s->apps) == 0) {
-        pp_metric_add(s->not_configured, job.n_targets);
-        pp_apns_job_clear(&job);
-        s_job_done(s, seq);
-        return;
-    }
-    pp_apns_app_t *app = pp_apns_apps_find(s->apps, job.ident.ptr, job.ident.len);
-    if (!app) {
-        pp_metric_add(s->unknown_ident, job.n_targets);
-        uint32_t suppressed = 0;
-        if (pp_ratelimit_allow(&s_rl_job, &suppressed)) {
-            char q[120];
-            pp_warn("unknown_ident", "ident=%s targets=%zu suppressed=%u",
-                    pp_log_quote(job.ident.ptr, job.ident.len, 64, q, sizeof q), job.n_targets,
-                    suppressed);
-        }
-        pp_apns_job_clear(&job);
-        s_job_done(s, seq);
-        return;
-    }
-    char push_type[40];
-    if (job.push_type.len && !s_word_ok(&job.push_type, 32)) {
-        s_bad_job(s, "bad_field:push_type");
-        pp_apns_job_clear(&job);
-        s_job_done(s, seq);
-        return;
-    }
-    snprintf(push_type, sizeof push_type, "%.*s", (int)job.push_type.len, job.push_type.ptr);
-    if (!push_type[0]) snprintf(push_type, sizeof push_type, "%s", app->default_push_type);
-    int prio = job.priority ? job.priority : app->default_priority;
-    if (!strcmp(push_type, "background"))
-        prio = 5; /* Apple rejects background pushes of any other priority */
-    if ((prio != 10 && prio != 5 && prio != 1) || job.collapse_id.len > 64 ||
-        job.env > PP_ENV_PRODUCTION || job.msg_id.len > 128) {
-        s_bad_job(s, "bad_field:headers");
-        pp_apns_job_clear(&job);
-        s_job_done(s, seq);
-        return;
-    }
-    size_t max_payload = strcmp(push_type, "voip") ? 4096 : 5120;
-    if (job.payload.len == 0 || job.payload.len > max_payload) {
-        s_reject(s, job.payload.len ? "PayloadTooLarge" : "PayloadEmpty", job.n_targets);
-        pp_apns_job_clear(&job);
-        s_job_done(s, seq);
-        return;
-    }
-    char topic[256];
-    const char *suffix = s_topic_suffix(push_type);
-    size_t tl = strlen(app->topic), sl = strlen(suffix);
-    if (sl && tl >= sl && !strcmp(app->topic + tl - sl, suffix))
-        suffix = ""; /* the configured topic already has it */
-    snprintf(topic, sizeof topic, "%s%s", app->topic, suffix);
-    pp_h2pool_t *pool = s_pool(s, app, job.env);
-    pp_apns_msg_t *msg =
-        pool ? pp_apns_msg_new(app, job.env, job.msg_id.ptr, job.msg_id.len, topic, push_type, prio,
-                               job.expiration, job.collapse_id.ptr, job.collapse_id.len,
-                               job.payload.ptr, job.payload.len, job.received_us)
-             : NULL;
-    if (msg) {
-        /* The message holds the job: its last reference (ours, released after every
-           target has its notification) acks it. */
-        pp_apns_msg_on_done(msg, s_job_done, s, seq);
-        s_job_targets(s, &job, msg, pool);
-        pp_apns_msg_release(&msg);
-    } else {
-        s_reject(s, pool ? "out_of_memory" : "too_many_pools", job.n_targets);
-        s_job_done(s, seq);
-    }
-    pp_apns_job_clear(&job);
-}
-
-static pp_ratelimit_t s_rl_link = PP_RATELIMIT_INIT(10000, 5);
-
-/*  Receives everything the hubs sent (their control messages are handled inside pp_link_recv,
-    so the socket is read even while we do not start jobs) into the stash. */
-static void s_read_link(pp_apns_sender_t *s)
-{
-    for (;;) {
-        s_stashed_t *st = NULL;
-        zmq_msg_t tmp;
-        if (s->stash_n < s->stash_cap) {
-            st = &s->stash[(s->stash_head + s->stash_n) % s->stash_cap];
-            zmq_msg_init(&st->body);
-        } else {
-            zmq_msg_init(&tmp); /* a hub sending far beyond its credit: start it now */
-        }
-        uint64_t seq = 0;
-        int rc = pp_linkset_recv(s->link, &seq, st ? &st->body : &tmp);
-        if (rc != 1) {
-            zmq_msg_close(st ? &st->body : &tmp);
-            uint32_t suppressed = 0;
-            if (rc < 0 && pp_ratelimit_allow(&s_rl_link, &suppressed))
-                pp_warn("link_recv_failed", "error=\"%s\" suppressed=%u", zmq_strerror(errno),
-                        suppressed);
-            return;
-        }
-        if (st) {
-            st->seq = seq;
-            s->stash_n++;
-        } else {
-            s_job(s, seq, zmq_msg_data(&tmp), zmq_msg_size(&tmp));
-            zmq_msg_close(&tmp);
-        }
-    }
-}
-
-/*  Starts stashed jobs in order while fewer than max_pending notifications are held (so
-    that they stay within max_pending plus one job's targets), a bounded batch per turn. */
-static void s_start_jobs(pp_apns_sender_t *s)
-{
-    for (int i = 0; i < S_JOB_BATCH && s->stash_n > 0 && s->pending < s->max_pending; i++) {
-        s_stashed_t *st = &s->stash[s->stash_head];
-        s_job(s, st->seq, zmq_msg_data(&st->body), zmq_msg_size(&st->body));
-        zmq_msg_close(&st->body);
-        s->stash_head = (s->stash_head + 1) % s->stash_cap;
-        s->stash_n--;
-    }
-}
-
 /*  Backpressure towards the broker: at max_pending no more credit, so the hub keeps the
     jobs (or gives them to other senders); credit again once a quarter of max_pending has
-    drained and nothing waits in the stash (hysteresis: not one grant per notification). */
+    drained and no job waits in the intake (hysteresis: not one grant per notification). */
 static void s_backpressure(pp_apns_sender_t *s, bool stopping)
 {
     bool full = s->pending >= s->max_pending;
-    bool low = s->pending <= s->max_pending - s->max_pending / 4 && s->stash_n == 0;
+    bool low =
+        s->pending <= s->max_pending - s->max_pending / 4 && pp_apns_intake_waiting(s->intake) == 0;
     if (!s->paused && (full || stopping)) {
         s->paused = true;
         pp_linkset_pause(s->link, true);
@@ -648,6 +417,7 @@ static void s_keepalive(void *arg)
 static void s_leave_link(pp_apns_sender_t *s)
 {
     pp_apns_keepalive_set(NULL, NULL);
+    if (s->intake) pp_apns_intake_leave(s->intake);
     s->link = NULL;
 }
 
@@ -691,7 +461,8 @@ static int s_poll_timeout(pp_apns_sender_t *s, uint64_t now, uint64_t drain_dead
         if (x < t) t = x;
     }
     if (drain_deadline && drain_deadline < t) t = drain_deadline;
-    if (s->stash_n > 0 && s->pending < s->max_pending) t = now; /* jobs left to start */
+    if (pp_apns_intake_waiting(s->intake) > 0 && s->pending < s->max_pending)
+        t = now; /* jobs left to start */
     return t <= now ? 0 : (int)(t - now);
 }
 
@@ -718,8 +489,8 @@ static int s_turn(pp_apns_sender_t *s, uint64_t now)
     now = pp_mono_ms();
     /* Read every turn, not only on POLLIN: it costs one EAGAIN and the hub's control
        messages (heartbeats, "W") are handled whatever the poll said. */
-    s_read_link(s);
-    s_start_jobs(s);
+    pp_apns_intake_read(s->intake);
+    pp_apns_intake_start(s->intake);
     for (size_t i = 0; rc > 0 && i < s->n_pools; i++)
         pp_h2pool_on_poll(s->pools[i], items + offs[i], offs[i + 1] - offs[i], now);
     s_due_retries(s, now);
@@ -757,7 +528,8 @@ void pp_apns_sender_drain(pp_apns_sender_t *s)
                 pp_linkset_held(s->link), s->drain_ms);
         for (;;) {
             uint64_t now = pp_mono_ms();
-            if ((s->pending == 0 && s->stash_n == 0 && pp_linkset_held(s->link) == 0) ||
+            if ((s->pending == 0 && pp_apns_intake_waiting(s->intake) == 0 &&
+                 pp_linkset_held(s->link) == 0) ||
                 now >= s->drain_deadline)
                 break;
             if (s_turn(s, now) != 0) break;
@@ -791,12 +563,8 @@ void pp_apns_sender_destroy(pp_apns_sender_t **p)
     pp_retryq_destroy(&s->retryq);
     pp_token_gc_destroy(&s->gc);
     pp_jwt_share_destroy(&s->jwt);
+    pp_apns_intake_destroy(&s->intake); /* after the pools: their notifications end jobs */
     pp_apns_apps_destroy(&s->apps);
-    for (; s->stash && s->stash_n > 0; s->stash_n--) {
-        zmq_msg_close(&s->stash[s->stash_head].body);
-        s->stash_head = (s->stash_head + 1) % s->stash_cap;
-    }
-    free(s->stash);
     free(s);
     *p = NULL;
 }

@@ -1,7 +1,9 @@
-/*  pp_apns_sender: the apns-sender's loop. Takes APNS jobs from the broker (PULL on
-    apns_out), turns each [uid, token] target into a notification, and delivers them over
-    the apps' HTTP/2 connection pools; handles the answers (delivered, invalid token,
-    retry with backoff, rejected), the retry queue, provider tokens, and the drain on stop.
+/*  pp_apns_sender: the apns-sender's loop and wiring. Takes APNS jobs from the brokers'
+    links and turns each [uid, token] target into a notification (pp_apns_intake), delivers
+    them over the apps' HTTP/2 connection pools (made here, on first use); handles the
+    answers (delivered, invalid token, retry with backoff, rejected: pp_apns_classify), the
+    retry queue, provider tokens (pp_jwt_share), invalid tokens (pp_token_gc), backpressure
+    towards the brokers (max_pending), and the drain on stop.
 
     One thread: zmq_poll waits on the ZMQ socket and every connection's socket at once,
     with a timeout set by the earliest timer (retries, reconnects, PINGs).

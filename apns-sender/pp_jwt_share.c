@@ -2,6 +2,7 @@
 
 #include "pp_apns_keepalive.h"
 #include "pp_log.h"
+#include "pp_redis_lazy.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -23,9 +24,7 @@ typedef struct {
 } s_slot_t;
 
 struct pp_jwt_share_t {
-    pp_apns_redis_opts_t redis;
-    redisContext *rc;
-    uint64_t next_connect_ms;
+    pp_redis_lazy_t *redis;
     pp_jwt_timing_t t;
     pp_metrics_t *m;
     pp_metric_t *minted, *adopted, *errors, *refused_resigns;
@@ -63,7 +62,6 @@ pp_jwt_share_t *pp_jwt_share_new(const pp_apns_redis_opts_t *redis, const pp_jwt
 {
     pp_jwt_share_t *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    if (redis) s->redis = *redis;
     s->t = *t;
     s->m = m;
     s->minted = pp_metrics_counter(m, "jwt_minted_total", "Provider tokens signed and used", NULL);
@@ -78,13 +76,15 @@ pp_jwt_share_t *pp_jwt_share_new(const pp_apns_redis_opts_t *redis, const pp_jwt
     pp_metrics_counter(m, "jwt_share_rejected_total",
                        "Shared provider tokens refused: they fail verification with our key",
                        "reason=\"signature\"");
+    s->redis = pp_redis_lazy_new(redis, "jwt_share_redis_down", s->errors);
+    if (!s->redis) pp_jwt_share_destroy(&s);
     return s;
 }
 
 void pp_jwt_share_destroy(pp_jwt_share_t **p)
 {
     if (!p || !*p) return;
-    if ((*p)->rc) redisFree((*p)->rc);
+    pp_redis_lazy_destroy(&(*p)->redis);
     free((*p)->slots);
     free(*p);
     *p = NULL;
@@ -99,22 +99,6 @@ static s_slot_t *s_slot(pp_jwt_share_t *s, const pp_apns_cred_t *cred)
     s->slots = n;
     s->slots[s->n_slots] = (s_slot_t){cred, 0};
     return &s->slots[s->n_slots++];
-}
-
-static redisContext *s_conn(pp_jwt_share_t *s)
-{
-    if (!s->redis.enabled) return NULL;
-    if (s->rc) return s->rc;
-    uint64_t now = pp_mono_ms();
-    if (now < s->next_connect_ms) return NULL;
-    char err[256];
-    s->rc = pp_apns_redis_connect(&s->redis, err, sizeof err);
-    if (!s->rc) {
-        s->next_connect_ms = now + 5000;
-        pp_metric_inc(s->errors);
-        pp_warn("jwt_share_redis_down", "error=\"%s\"", err);
-    }
-    return s->rc;
 }
 
 static void s_sha1_hex(const char *data, size_t len, char out[41])
@@ -148,7 +132,7 @@ static void s_share(pp_jwt_share_t *s, const pp_apns_cred_t *cred, const char *c
 {
     memset(f, 0, sizeof *f);
     f->code = -1;
-    redisContext *rc = s_conn(s);
+    redisContext *rc = pp_redis_lazy_get(s->redis, NULL);
     if (!rc) return;
     char key[200], iat_s[24], thr_s[24], ttl_s[24];
     s_key(cred, key, sizeof key);
@@ -181,10 +165,7 @@ static void s_share(pp_jwt_share_t *s, const pp_apns_cred_t *cred, const char *c
     } else {
         pp_warn("jwt_share_failed", "key=%s error=\"%s\"", key,
                 r && r->type == REDIS_REPLY_ERROR ? r->str : rc->errstr);
-        if (!r || rc->err) {
-            redisFree(s->rc);
-            s->rc = NULL;
-        }
+        if (!r || rc->err) pp_redis_lazy_drop(s->redis, 0);
     }
     if (r) freeReplyObject(r);
     if (f->code < 0) pp_metric_inc(s->errors);
@@ -239,8 +220,8 @@ static int s_renew(pp_jwt_share_t *s, pp_apns_cred_t *cred, int64_t now_s)
         if (cred->iat > threshold) threshold = cred->iat;
         s_sha1_hex(cred->token, strlen(cred->token), replace_sha1);
     }
-    const char *shared = s->redis.enabled ? "redis_failed" : "no";
-    for (int round = 0; round < S_MAX_ROUNDS && s->redis.enabled; round++) {
+    const char *shared = pp_redis_lazy_enabled(s->redis) ? "redis_failed" : "no";
+    for (int round = 0; round < S_MAX_ROUNDS && pp_redis_lazy_enabled(s->redis); round++) {
         s_found_t f;
         s_share(s, cred, cand, now_s, threshold, replace_sha1, replace_type, &f);
         if (f.code < 0) break;

@@ -2,6 +2,7 @@
 
 #include "pp_apns_keepalive.h"
 #include "pp_log.h"
+#include "pp_redis_lazy.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -18,12 +19,10 @@ typedef struct s_item_t {
 } s_item_t;
 
 struct pp_token_gc_t {
-    pp_apns_redis_opts_t redis;
+    pp_redis_lazy_t *redis;
     bool remove;
     char list[256];
     char prefix[64];
-    redisContext *rc;
-    uint64_t next_connect_ms;
     s_item_t *head, *tail;
     size_t n;
     pp_metric_t *removed, *kept, *dropped, *errors, *pushed;
@@ -40,7 +39,6 @@ pp_token_gc_t *pp_token_gc_new(const pp_apns_redis_opts_t *redis, bool remove, c
 {
     pp_token_gc_t *gc = calloc(1, sizeof *gc);
     if (!gc) return NULL;
-    if (redis) gc->redis = *redis;
     gc->remove = remove;
     snprintf(gc->list, sizeof gc->list, "%s", list ? list : "");
     snprintf(gc->prefix, sizeof gc->prefix, "%s", user_prefix ? user_prefix : "User:");
@@ -55,6 +53,8 @@ pp_token_gc_t *pp_token_gc_new(const pp_apns_redis_opts_t *redis, bool remove, c
                                     "Redis failures while handling invalid tokens", NULL);
     gc->pushed = pp_metrics_counter(m, "invalid_token_events_total",
                                     "Invalid-token events pushed to the Redis list", NULL);
+    gc->redis = pp_redis_lazy_new(redis, "token_gc_redis_down", gc->errors);
+    if (!gc->redis) pp_token_gc_destroy(&gc);
     return gc;
 }
 
@@ -75,7 +75,7 @@ void pp_token_gc_destroy(pp_token_gc_t **p)
         gc->head = it->next;
         s_item_free(it);
     }
-    if (gc->rc) redisFree(gc->rc);
+    pp_redis_lazy_destroy(&gc->redis);
     free(gc);
     *p = NULL;
 }
@@ -89,7 +89,7 @@ void pp_token_gc_add(pp_token_gc_t *gc, const char *uid, const char *token, cons
             pp_log_token_prefix(token, strlen(token), qtok, sizeof qtok), reason, ident,
             env ? "production" : "sandbox",
             pp_log_quote(msg_id, strlen(msg_id), 64, qmsg, sizeof qmsg), (long long)timestamp_ms);
-    if (!gc->redis.enabled || (!gc->remove && !gc->list[0])) return;
+    if (!pp_redis_lazy_enabled(gc->redis) || (!gc->remove && !gc->list[0])) return;
     if (gc->n >= S_MAX_QUEUE) {
         pp_metric_inc(gc->dropped);
         return;
@@ -120,25 +120,12 @@ void pp_token_gc_add(pp_token_gc_t *gc, const char *uid, const char *token, cons
     gc->n++;
 }
 
-static redisContext *s_conn(pp_token_gc_t *gc)
-{
-    if (gc->rc) return gc->rc;
-    uint64_t now = pp_mono_ms();
-    if (now < gc->next_connect_ms) return NULL;
-    char err[256];
-    gc->rc = pp_apns_redis_connect(&gc->redis, err, sizeof err);
-    if (!gc->rc) {
-        gc->next_connect_ms = now + 5000;
-        pp_metric_inc(gc->errors);
-        pp_warn("token_gc_redis_down", "error=\"%s\" queued=%zu", err, gc->n);
-    }
-    return gc->rc;
-}
-
 void pp_token_gc_flush(pp_token_gc_t *gc)
 {
     if (!gc->head) return;
-    redisContext *rc = s_conn(gc);
+    char detail[32];
+    snprintf(detail, sizeof detail, "queued=%zu", gc->n);
+    redisContext *rc = pp_redis_lazy_get(gc->redis, detail);
     if (!rc) return;
     /* One pipeline for the batch: append everything, then read every reply. */
     size_t batch = 0;
@@ -185,9 +172,7 @@ void pp_token_gc_flush(pp_token_gc_t *gc)
            except that a repeated RPUSH may duplicate an event (at-least-once). */
         pp_metric_inc(gc->errors);
         pp_warn("token_gc_redis_failed", "error=\"%s\" queued=%zu", rc->errstr, gc->n);
-        redisFree(gc->rc);
-        gc->rc = NULL;
-        gc->next_connect_ms = pp_mono_ms() + 1000;
+        pp_redis_lazy_drop(gc->redis, 1000);
     }
 }
 

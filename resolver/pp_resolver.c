@@ -1,8 +1,9 @@
 #include "pp_resolver.h"
-#include "pp_apns_payload.h"
 #include "pp_idset.h"
 #include "pp_log.h"
+#include "pp_payload_cache.h"
 #include "pp_proc.h"
+#include "pp_user_lookup.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,21 +32,10 @@ static const char *s_type_names[4] = {"unknown", "group", "users", "user"};
 typedef struct {
     pp_resolve_job_t job;
     bool decoded;
-    size_t first, n; /* its users in r->ids / r->fields when looked up with others */
+    size_t first, n; /* its users' place among the ids and fields of a lookup shared with
+                        other messages (a round, or r->ids) */
     uint64_t seq;    /* its job handle (pp_linkset), acked once all its outputs are sent */
 } s_msg_t;
-
-/*  One pipelined HMGET round of small messages received together (at most two: while the
-    replies of one are handled, the next is already with Redis, and the link brings the
-    following jobs meanwhile). Its messages and their frames are one half of r->msgs /
-    r->frames; their users are ids[0..n_ids). */
-typedef struct {
-    unsigned half;
-    size_t n_msgs;
-    pp_str_t *ids; /* pipeline entries, pointing into the messages' frames */
-    size_t n_ids;
-    bool sent; /* sent to Redis, replies not read yet */
-} s_round_t;
 
 struct pp_resolver_t {
     pp_resolver_cfg_t cfg;
@@ -56,27 +46,20 @@ struct pp_resolver_t {
     bool send_failed;      /* an output of the message in hand was dropped: do not ack it */
     pp_fanout_t *fanout;
     pp_idset_t *seen;
-    pp_user_fields_t *fields; /* pipeline entries */
-    zmq_msg_t *frames;        /* 2 halves of message_batch job bodies received at once */
-    s_msg_t *msgs;            /* their decoded jobs */
-    s_round_t rounds[2];      /* HMGET rounds of small messages in flight, oldest first */
-    size_t n_rounds;
-    pp_str_t *round_ids[2]; /* the rounds' pipeline entries, one array per half */
-    pp_str_t *ids;          /* scratch: the valid ids of the message or of a scan page */
+    pp_user_lookup_t *lookup; /* HMGETs: each, batch, and the rounds of small messages */
+    pp_payload_cache_t *payloads;
+    zmq_msg_t *frames; /* 2 halves of message_batch job bodies received at once */
+    s_msg_t *msgs;     /* their decoded jobs */
+    /* A round of small messages received together is the messages of one half (its tag);
+       at most two in flight: while the replies of one are handled, the next is already
+       with Redis, and the link brings the following jobs meanwhile. */
+    size_t half_msgs[2]; /* how many messages the half's round holds */
+    pp_str_t *ids;       /* scratch: the valid ids of the message or of a scan page */
     size_t ids_cap;
     uint64_t stop_at_ms; /* when SIGTERM was first seen while busy, 0 before */
     /* the message in hand */
     const pp_resolve_job_t *job;
-    bool apns_ok;              /* the message has a usable APNs payload */
-    pp_apns_payload_t payload; /* of the message in hand (one message at a time) */
-    /* What r->payload was built from, while it is valid: a message with the same data and
-       options reuses it (single-user messages of one campaign carry the same data). */
-    char *payload_data;
-    size_t payload_data_len, payload_data_cap;
-    char payload_push_type[32];
-    size_t payload_push_type_len;
-    int payload_priority;
-    bool payload_cached;
+    const pp_apns_payload_t *payload; /* its APNs payload (in r->payloads), or NULL: none */
     pp_ratelimit_t rl_job, rl_token, rl_msg;
     pp_metric_t *m_messages[4], *m_bad_jobs, *m_skipped[SK_COUNT], *m_invalid_token;
     pp_metric_t *m_env_defaulted, *m_ident_defaulted, *m_too_large, *m_payload_bad;
@@ -145,6 +128,7 @@ static int s_reserve_ids(pp_resolver_t *r, size_t n)
 
 static int s_send(void *ctx, int kind, const void *buf, size_t len);
 static void s_redis_idle(void *ctx);
+static bool s_give_up(void *ctx);
 
 pp_resolver_t *pp_resolver_new(const pp_resolver_config_t *config, pp_metrics_t *metrics,
                                pp_userdb_t *db, pp_linkset_t *link)
@@ -162,13 +146,12 @@ pp_resolver_t *pp_resolver_new(const pp_resolver_config_t *config, pp_metrics_t 
     pp_userdb_set_idle(db, s_redis_idle, r);
     r->fanout = pp_fanout_new(&cfg->fanout, metrics, s_send, r);
     r->seen = pp_idset_new(cfg->scan_dedupe_max);
-    r->fields = calloc(cfg->pipeline, sizeof *r->fields);
+    r->lookup = pp_user_lookup_new(db, cfg->pipeline, s_give_up, s_redis_idle, r);
+    r->payloads = pp_payload_cache_new();
     r->frames = calloc(2 * cfg->message_batch, sizeof *r->frames);
     r->msgs = calloc(2 * cfg->message_batch, sizeof *r->msgs);
-    r->round_ids[0] = calloc(cfg->pipeline, sizeof *r->round_ids[0]);
-    r->round_ids[1] = calloc(cfg->pipeline, sizeof *r->round_ids[1]);
-    if (!r->fanout || !r->seen || !r->fields || !r->frames || !r->msgs || !r->round_ids[0] ||
-        !r->round_ids[1] || s_reserve_ids(r, cfg->pipeline) != 0) {
+    if (!r->fanout || !r->seen || !r->lookup || !r->payloads || !r->frames || !r->msgs ||
+        s_reserve_ids(r, cfg->pipeline) != 0) {
         pp_resolver_destroy(&r);
         return NULL;
     }
@@ -184,15 +167,12 @@ void pp_resolver_destroy(pp_resolver_t **p)
     if (r->db) pp_userdb_set_idle(r->db, NULL, NULL); /* the db outlives us */
     pp_fanout_destroy(&r->fanout);
     pp_idset_destroy(&r->seen);
-    pp_apns_payload_clear(&r->payload);
-    free(r->payload_data);
-    free(r->fields);
+    pp_user_lookup_destroy(&r->lookup);
+    pp_payload_cache_destroy(&r->payloads);
     if (r->frames)
         for (size_t i = 0; i < 2 * r->cfg.message_batch; i++)
             zmq_msg_close(&r->frames[i]);
     free(r->frames);
-    free(r->round_ids[0]);
-    free(r->round_ids[1]);
     free(r->msgs);
     free(r->ids);
     free(r);
@@ -303,7 +283,7 @@ static void s_apply(pp_resolver_t *r, pp_str_t uid, const pp_user_fields_t *f, b
     bool mqtt_ch = r->job->opts.channels & PP_CH_MQTT;
     if (d.verdict == PP_USER_APNS) {
         pp_metric_inc(r->m_eligible);
-        if (!r->apns_ok) {
+        if (!r->payload) {
             s_skip(r, SK_PAYLOAD, uid);
             return;
         }
@@ -328,33 +308,22 @@ static void s_apply(pp_resolver_t *r, pp_str_t uid, const pp_user_fields_t *f, b
     }
 }
 
-/*  Looks up and applies the rule to n users, pipeline by pipeline, with the next round
-    already sent while this one is handled (Redis and the resolver work at the same time).
-    A Redis failure repeats from the first round not handled: earlier rounds are already
-    emitted. Returns 0, or -1 when abandoned at shutdown. */
+static void s_apply_user(void *ctx, pp_str_t uid, const pp_user_fields_t *f)
+{
+    s_apply(ctx, uid, f, false);
+}
+
+static void s_apply_member(void *ctx, pp_str_t uid, const pp_user_fields_t *f)
+{
+    s_apply(ctx, uid, f, true);
+}
+
+/*  Looks up and applies the rule to n users (members of a group or not), in order; a Redis
+    failure repeats from the first round not handled. Returns 0, or -1 when abandoned at
+    shutdown. */
 static int s_lookup_users(pp_resolver_t *r, const pp_str_t *ids, size_t n, bool group)
 {
-    size_t sent = 0, done = 0, pipeline = r->cfg.pipeline;
-    while (done < n) {
-        int rc = 0;
-        while (rc == 0 && sent < n && pp_userdb_users_in_flight(r->db) < 2) {
-            size_t k = n - sent < pipeline ? n - sent : pipeline;
-            rc = pp_userdb_users_send(r->db, ids + sent, k);
-            sent += rc == 0 ? k : 0;
-        }
-        size_t k = 0;
-        if (rc == 0) rc = pp_userdb_users_recv(r->db, ids + done, r->fields, &k);
-        if (rc != 0) {
-            if (pp_userdb_recover(r->db, s_give_up, r) != 0) return -1;
-            sent = done; /* the rounds in flight were lost with the connection */
-            continue;
-        }
-        for (size_t i = 0; i < k; i++)
-            s_apply(r, ids[done + i], &r->fields[i], group);
-        done += k;
-        s_tick(r);
-    }
-    return 0;
+    return pp_user_lookup_each(r->lookup, ids, n, group ? s_apply_member : s_apply_user, r);
 }
 
 /*  Repeats a Redis call until it succeeds or the resolver gives up at shutdown. */
@@ -424,7 +393,7 @@ static int s_group(pp_resolver_t *r)
         pp_fanout_topic(r->fanout, "group", gid);
         pp_fanout_flush_mqtt(r->fanout); /* before a possibly long member lookup */
     }
-    if (!(job->opts.channels & PP_CH_APNS) || !r->apns_ok)
+    if (!(job->opts.channels & PP_CH_APNS) || !r->payload)
         return 0; /* nothing to look up: no APNs for this message */
     long long size = 0;
     S_RETRY(r, pp_userdb_group_size(r->db, gid, &size));
@@ -484,55 +453,17 @@ static void s_bad_job(pp_resolver_t *r, const char *why, size_t len)
         pp_warn("bad_resolve_job", "reason=%s bytes=%zu suppressed=%u", why, len, suppressed);
 }
 
-/*  Remembers what r->payload was built from (not when the key is unusually large: the
-    copy would cost more than it saves, and its buffer would stay allocated). */
-static void s_payload_remember(pp_resolver_t *r, const pp_resolve_job_t *job)
-{
-    pp_str_t pt = job->opts.apns_push_type;
-    size_t len = job->data_json.len;
-    if (pt.len > sizeof r->payload_push_type || len > 2 * PP_APNS_MAX_PAYLOAD_VOIP) return;
-    if (len > r->payload_data_cap) {
-        char *buf = realloc(r->payload_data, len);
-        if (!buf) return;
-        r->payload_data = buf;
-        r->payload_data_cap = len;
-    }
-    if (len) memcpy(r->payload_data, job->data_json.ptr, len);
-    r->payload_data_len = len;
-    if (pt.len) memcpy(r->payload_push_type, pt.ptr, pt.len);
-    r->payload_push_type_len = pt.len;
-    r->payload_priority = job->opts.apns_priority;
-    r->payload_cached = true;
-}
-
-/*  Builds the message's APNs payload in r->payload when it may use APNs; sets r->apns_ok.
-    The payload lives until the next message's (or pp_resolver_destroy). */
+/*  Finds the message's APNs payload (r->payload) when it may use APNs: reused from the
+    message before when built from the same data and options (pp_payload_cache); a message
+    whose data makes none is counted and logged. */
 static void s_payload(pp_resolver_t *r)
 {
     const pp_resolve_job_t *job = r->job;
-    r->apns_ok = false;
+    r->payload = NULL;
     if (!(job->opts.channels & PP_CH_APNS)) return;
-    pp_str_t pt = job->opts.apns_push_type;
-    /* The payload depends only on (data, push type option, priority option): a message
-       equal in those to the one the payload was built for reuses it. Building it (a jansson
-       parse and dump) was the largest cost of a single-user message. */
-    if (r->payload_cached && r->payload_data_len == job->data_json.len &&
-        r->payload_push_type_len == pt.len && r->payload_priority == job->opts.apns_priority &&
-        (pt.len == 0 || memcmp(r->payload_push_type, pt.ptr, pt.len) == 0) &&
-        (job->data_json.len == 0 ||
-         memcmp(r->payload_data, job->data_json.ptr, job->data_json.len) == 0)) {
-        r->apns_ok = true;
-        return;
-    }
-    r->payload_cached = false;
-    pp_apns_payload_clear(&r->payload);
     const char *why = NULL;
-    if (pp_apns_payload_build(job->data_json, pt, job->opts.apns_priority, &r->payload, &why) ==
-        0) {
-        r->apns_ok = true;
-        s_payload_remember(r, job);
-        return;
-    }
+    r->payload = pp_payload_cache_get(r->payloads, job, &why);
+    if (r->payload) return;
     pp_metric_inc(strcmp(why, "too_large") == 0 ? r->m_too_large : r->m_payload_bad);
     uint32_t suppressed;
     if (pp_ratelimit_allow(&r->rl_msg, &suppressed)) {
@@ -558,7 +489,7 @@ static void s_msg_begin(pp_resolver_t *r, s_msg_t *m)
     r->send_failed = false;
     pp_metric_inc(r->m_messages[m->job.push_type]);
     s_payload(r);
-    pp_fanout_begin(r->fanout, &m->job, r->apns_ok ? &r->payload : NULL);
+    pp_fanout_begin(r->fanout, &m->job, r->payload);
 }
 
 /*  Ends m: sends what is batched (even when abandoned: what was resolved goes out), then
@@ -595,19 +526,11 @@ static bool s_batchable(const pp_resolver_t *r, const pp_resolve_job_t *job)
     return job->push_type != 1 && job->opts.channels != PP_CH_MQTT && job->n_ids <= r->cfg.pipeline;
 }
 
-/*  Looks up r->ids[0..n) (n <= pipeline) into r->fields, retrying while Redis is away. */
-static int s_prefetch(pp_resolver_t *r, size_t n)
-{
-    while (n && pp_userdb_users(r->db, r->ids, n, r->fields) != 0)
-        if (pp_userdb_recover(r->db, s_give_up, r) != 0) return -1;
-    return 0;
-}
-
-/*  Resolves msgs[i..] that can share one pipelined lookup; returns the index after them. */
 /*  Applies the user rule to every user of msgs[0..n), whose ids and looked-up fields
-    start at ids[m->first] and r->fields[m->first] (rc: the lookup's result, nonzero when
-    it failed); jobs that did not decode are acked in order, like in s_resolve_all. */
-static void s_apply_msgs(pp_resolver_t *r, s_msg_t *msgs, size_t n, pp_str_t *ids, int rc)
+    start at ids[m->first] and fields[m->first] (rc: the lookup's result, nonzero when it
+    failed); jobs that did not decode are acked in order, like in s_resolve_all. */
+static void s_apply_msgs(pp_resolver_t *r, s_msg_t *msgs, size_t n, const pp_str_t *ids,
+                         const pp_user_fields_t *fields, int rc)
 {
     for (size_t k = 0; k < n; k++) {
         s_msg_t *m = &msgs[k];
@@ -617,11 +540,12 @@ static void s_apply_msgs(pp_resolver_t *r, s_msg_t *msgs, size_t n, pp_str_t *id
         }
         s_msg_begin(r, m);
         for (size_t u = 0; rc == 0 && u < m->n; u++)
-            s_apply(r, ids[m->first + u], &r->fields[m->first + u], false);
+            s_apply(r, ids[m->first + u], &fields[m->first + u], false);
         s_msg_end(r, m, rc);
     }
 }
 
+/*  Resolves msgs[i..] that can share one pipelined lookup; returns the index after them. */
 static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size_t n)
 {
     size_t total = 0, j = i;
@@ -634,8 +558,9 @@ static size_t s_resolve_together(pp_resolver_t *r, s_msg_t *msgs, size_t i, size
         m->n = s_prepare_ids(r, &m->job, r->ids + total);
         total += m->n;
     }
-    int rc = s_prefetch(r, total);
-    s_apply_msgs(r, msgs + i, j - i, r->ids, rc);
+    const pp_user_fields_t *fields = NULL;
+    int rc = pp_user_lookup_batch(r->lookup, r->ids, total, &fields);
+    s_apply_msgs(r, msgs + i, j - i, r->ids, fields, rc);
     return j;
 }
 
@@ -699,63 +624,39 @@ static void s_release(s_msg_t *msgs, zmq_msg_t *frames, size_t n)
 static bool s_round_start(pp_resolver_t *r, unsigned h, size_t n)
 {
     s_msg_t *msgs = r->msgs + h * r->cfg.message_batch;
-    size_t ids = 0;
+    size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i].decoded) continue;
         if (!s_batchable(r, &msgs[i].job)) return false;
-        ids += msgs[i].job.n_ids;
+        total += msgs[i].job.n_ids;
     }
-    if (ids > r->cfg.pipeline) return false;
-    s_round_t *rd = &r->rounds[r->n_rounds++];
-    rd->half = h;
-    rd->n_msgs = n;
-    rd->ids = r->round_ids[h];
-    rd->n_ids = 0;
+    if (total > r->cfg.pipeline) return false;
+    pp_str_t *ids = pp_user_lookup_round_ids(r->lookup);
+    size_t n_ids = 0;
     for (size_t i = 0; i < n; i++) {
         s_msg_t *m = &msgs[i];
         if (!m->decoded) continue;
         r->job = &m->job; /* for the skip log lines */
-        m->first = rd->n_ids;
-        m->n = s_prepare_ids(r, &m->job, rd->ids + rd->n_ids);
-        rd->n_ids += m->n;
+        m->first = n_ids;
+        m->n = s_prepare_ids(r, &m->job, ids + n_ids);
+        n_ids += m->n;
     }
     r->job = NULL;
-    /* A failed send drops the connection: s_round_finish recovers and sends again. */
-    rd->sent = rd->n_ids == 0 || pp_userdb_users_send(r->db, rd->ids, rd->n_ids) == 0;
+    r->half_msgs[h] = n;
+    pp_user_lookup_round_start(r->lookup, h, n_ids);
     return true;
 }
 
-/*  Reads the oldest round's replies (sending again, in order, every round lost with a
-    connection), resolves its messages in order, acks each and frees them. Returns 0, or -1
-    when Redis was given up at shutdown (its messages are then left unacknowledged). */
+/*  Reads the oldest round's replies (pp_user_lookup_round_finish), resolves its messages
+    in order, acks each and frees them. Returns 0, or -1 when Redis was given up at
+    shutdown (its messages are then left unacknowledged). */
 static int s_round_finish(pp_resolver_t *r)
 {
-    s_round_t *rd = &r->rounds[0];
-    int rc = 0;
-    size_t got = 0;
-    while (rd->n_ids > 0) {
-        for (size_t i = 0; rc == 0 && i < r->n_rounds; i++) {
-            s_round_t *o = &r->rounds[i];
-            if (o->sent) continue;
-            if (pp_userdb_users_send(r->db, o->ids, o->n_ids) != 0)
-                rc = -1;
-            else
-                o->sent = true;
-        }
-        if (rc == 0 && pp_userdb_users_recv(r->db, rd->ids, r->fields, &got) == 0) break;
-        rc = 0;
-        if (pp_userdb_recover(r->db, s_give_up, r) != 0) {
-            rc = -1;
-            break;
-        }
-        for (size_t i = 0; i < r->n_rounds; i++) /* in flight on the lost connection */
-            r->rounds[i].sent = r->rounds[i].n_ids == 0;
-    }
-    s_msg_t *msgs = r->msgs + rd->half * r->cfg.message_batch;
-    s_apply_msgs(r, msgs, rd->n_msgs, rd->ids, rc);
-    s_release(msgs, r->frames + rd->half * r->cfg.message_batch, rd->n_msgs);
-    r->rounds[0] = r->rounds[1];
-    r->n_rounds--;
+    pp_user_round_t rd;
+    int rc = pp_user_lookup_round_finish(r->lookup, &rd);
+    s_msg_t *msgs = r->msgs + rd.tag * r->cfg.message_batch;
+    s_apply_msgs(r, msgs, r->half_msgs[rd.tag], rd.ids, rd.fields, rc);
+    s_release(msgs, r->frames + rd.tag * r->cfg.message_batch, r->half_msgs[rd.tag]);
     pp_linkset_tick(r->link); /* the acks (and so new credit) go out while Redis works */
     r->last_tick_ms = pp_mono_ms();
     return rc;
@@ -769,26 +670,28 @@ static void s_step(pp_resolver_t *r, int max_ms)
 {
     int t = pp_linkset_tick(r->link);
     r->last_tick_ms = pp_mono_ms();
-    if (r->n_rounds > 0) t = 0;
+    size_t rounds = pp_user_lookup_rounds(r->lookup);
+    if (rounds > 0) t = 0;
     zmq_pollitem_t it[PP_LINKSET_MAX];
     int n_it = (int)pp_linkset_poll_items(r->link, it, ZMQ_POLLIN);
     size_t n = 0;
-    unsigned h = r->n_rounds > 0 ? r->rounds[0].half ^ 1u : 0;
+    unsigned h = rounds > 0 ? pp_user_lookup_round_tag(r->lookup) ^ 1u : 0;
     s_msg_t *msgs = r->msgs + h * r->cfg.message_batch;
     zmq_msg_t *frames = r->frames + h * r->cfg.message_batch;
     if (zmq_poll(it, n_it, t < max_ms ? t : max_ms) > 0) /* only link sockets: one is readable */
         n = s_receive(r, msgs, frames);
     if (n == 0) {
-        if (r->n_rounds > 0) s_round_finish(r);
+        if (rounds > 0) s_round_finish(r);
         return;
     }
     for (size_t i = 0; i < n; i++)
         s_decode(r, &msgs[i], zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]));
     if (s_round_start(r, h, n)) {
-        if (r->n_rounds == 2) s_round_finish(r);
+        if (pp_user_lookup_rounds(r->lookup) == 2) s_round_finish(r);
         return;
     }
-    while (r->n_rounds > 0) /* group lookups and SSCAN need the connection to themselves */
+    /* group lookups and SSCAN need the connection to themselves */
+    while (pp_user_lookup_rounds(r->lookup) > 0)
         s_round_finish(r);
     s_resolve_all(r, msgs, n);
     s_release(msgs, frames, n);
@@ -809,7 +712,8 @@ void pp_resolver_drain(pp_resolver_t *r)
     pp_linkset_pause(r->link, true);
     while (pp_linkset_held(r->link) > 0 && !s_past_drain(r))
         s_step(r, 50);
-    while (r->n_rounds > 0) /* past the drain time: read them or leave them unacked */
+    /* past the drain time: read them or leave them unacked */
+    while (pp_user_lookup_rounds(r->lookup) > 0)
         s_round_finish(r);
     uint32_t left = pp_linkset_held(r->link);
     pp_metric_add(r->m_unacked, left);
