@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+/*  The stage's own counters on its "stopped" line (pp_proc_exit). */
+static const char *const s_stopped_counters[] = {"jobs_total", "delivered_total", "rejected_total",
+                                                 "expired_total", NULL};
+
 int main(int argc, char **argv)
 {
     pp_proc_t *proc = pp_proc_new("apns-sender", "apns_sender", NULL, argc, argv, NULL, NULL, NULL);
@@ -23,17 +27,12 @@ int main(int argc, char **argv)
         pp_proc_destroy(&proc);
         return 2;
     }
-    /* One link per broker (pp_proc checked the addresses and their count). */
-    const char *eps[PP_LINKSET_MAX];
-    for (size_t i = 0; i < cfg.n_links; i++)
-        eps[i] = cfg.link_endpoint[i];
-    pp_linkset_t *link = NULL;
-    if (cfg.n_links == n_brokers)
-        link = pp_linkset_new(eps, cfg.n_links, curve, pp_proc_metrics(proc), cfg.window,
-                              cfg.heartbeat_ms, 0);
+    pp_linkset_t *link =
+        pp_linkset_config_open(&cfg.link, curve, pp_proc_metrics(proc), "apns_out");
     pp_apns_sender_t *sender = link ? pp_apns_sender_new(&cfg, pp_proc_metrics(proc), link) : NULL;
     int rc = 1;
     if (sender) {
+        pp_proc_running(proc);
         rc = pp_apns_sender_run(sender) == 0 ? 0 : 1;
         pp_apns_sender_drain(sender);
     } else if (pp_proc_stopping()) {
@@ -45,7 +44,5 @@ int main(int argc, char **argv)
     pp_apns_sender_destroy(&sender);
     pp_apns_sender_config_clear(&cfg);
     pp_curve_destroy(&curve);
-    pp_proc_destroy(&proc);
-    pp_info("stopped", "exit=%d", rc);
-    return rc;
+    return pp_proc_exit(&proc, rc, s_stopped_counters);
 }

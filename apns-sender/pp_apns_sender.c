@@ -143,8 +143,8 @@ pp_apns_sender_t *pp_apns_sender_new(pp_apns_sender_config_t *cfg, pp_metrics_t 
     s->request_timeout_ms = cfg->request_timeout_ms;
     s->reconnect_min_ms = cfg->reconnect_min_ms;
     s->reconnect_max_ms = cfg->reconnect_max_ms;
-    s->window = cfg->window;
-    s->heartbeat_ms = cfg->heartbeat_ms;
+    s->window = cfg->link.window;
+    s->heartbeat_ms = cfg->link.heartbeat_ms;
     s->max_resends = cfg->max_resends;
     s_metrics(s);
     pp_apns_dns_metrics(s->m);
@@ -516,6 +516,20 @@ int pp_apns_sender_run(pp_apns_sender_t *s)
     return 0;
 }
 
+/*  Notifications alive, or jobs read and not started (pp_linkset_drain). */
+static bool s_busy(void *ctx)
+{
+    pp_apns_sender_t *s = ctx;
+    return s->pending > 0 || pp_apns_intake_waiting(s->intake) > 0;
+}
+
+/*  A turn of the drain: s_turn bounds its wait by s->drain_deadline itself. */
+static int s_drain_turn(void *ctx, uint64_t now, uint64_t deadline)
+{
+    (void)deadline;
+    return s_turn(ctx, now);
+}
+
 void pp_apns_sender_drain(pp_apns_sender_t *s)
 {
     if (!s->link) return;
@@ -526,14 +540,7 @@ void pp_apns_sender_drain(pp_apns_sender_t *s)
         s_backpressure(s, true);
         pp_info("draining", "pending=%zu jobs_held=%u drain_ms=%u", s->pending,
                 pp_linkset_held(s->link), s->drain_ms);
-        for (;;) {
-            uint64_t now = pp_mono_ms();
-            if ((s->pending == 0 && pp_apns_intake_waiting(s->intake) == 0 &&
-                 pp_linkset_held(s->link) == 0) ||
-                now >= s->drain_deadline)
-                break;
-            if (s_turn(s, now) != 0) break;
-        }
+        pp_linkset_drain(s->link, s->drain_deadline, s_busy, s_drain_turn, s);
     }
     uint32_t unacked = pp_linkset_held(s->link);
     if (s->pending || unacked) {

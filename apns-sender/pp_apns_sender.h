@@ -30,8 +30,10 @@ void pp_apns_sender_destroy(pp_apns_sender_t **p);
     poll failed). */
 int pp_apns_sender_run(pp_apns_sender_t *s);
 
-/*  Pauses the links (no new credit) and finishes what it holds or still receives on credit
-    already granted, for at most apns_sender.drain_ms (not at all after a fatal error);
+/*  Drains with pp_linkset_drain, as the mqtt-sender does: pauses the links (no new credit)
+    and finishes what it holds or still receives on credit already granted, until no job is
+    held and no notification is alive, for at most apns_sender.drain_ms (not at all after a
+    fatal error);
     counts and logs what was left (dropped_on_exit_total, drain_incomplete). Then leaves the
     links: nothing is acked after this, and destroying the links ("B") has the hubs send
     what was not acked to other senders. */

@@ -32,10 +32,7 @@ void pp_apns_sender_config_read(pp_config_t *c, pp_apns_sender_config_t *cfg,
                                 const char *const *brokers, size_t n_brokers)
 {
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < n_brokers && i < PP_LINKSET_MAX; i++) /* one link per broker */
-        if (pp_endpoint(brokers[i], PP_EP_APNS_OUT, cfg->link_endpoint[cfg->n_links],
-                        sizeof cfg->link_endpoint[0]) == 0)
-            cfg->n_links++; /* else pp_proc_broker_addresses recorded the error */
+    pp_linkset_config_read(c, &cfg->link, "apns_sender", PP_EP_APNS_OUT, brokers, n_brokers, 256);
     s_hostport(c, "apns_sender.hosts.sandbox", "api.sandbox.push.apple.com:443", &cfg->hosts[0]);
     s_hostport(c, "apns_sender.hosts.production", "api.push.apple.com:443", &cfg->hosts[1]);
     const char *ca_file = pp_config_str(c, "apns_sender.ca_file", "");
@@ -56,9 +53,6 @@ void pp_apns_sender_config_read(pp_config_t *c, pp_apns_sender_config_t *cfg,
         (uint32_t)pp_config_int(c, "apns_sender.reconnect_min_ms", 500, 10, 600000);
     cfg->reconnect_max_ms =
         (uint32_t)pp_config_int(c, "apns_sender.reconnect_max_ms", 30000, 10, 3600000);
-    cfg->window =
-        (uint32_t)pp_config_int(c, "apns_sender.link.window", 256, 1, (int64_t)PP_LINK_MAX_WINDOW);
-    cfg->heartbeat_ms = pp_link_heartbeat_read(c, "apns_sender"); /* top-level, every process */
     cfg->max_resends = (int)pp_config_int(c, "apns_sender.max_resends", 10, 1, 1000);
     pp_jwt_timing_t *jt = &cfg->jwt;
     jt->renew_s = pp_config_int(c, "apns_sender.jwt.renew_s", 3000, 1, 3600);

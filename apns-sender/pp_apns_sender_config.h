@@ -10,7 +10,7 @@
 #include "pp_apns_redis.h"
 #include "pp_config.h"
 #include "pp_jwt_share.h"
-#include "pp_linkset.h"
+#include "pp_linkset_config.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,12 +22,10 @@ typedef struct {
 } pp_apns_hostport_t;
 
 typedef struct {
-    char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's apns_out hub */
-    size_t n_links;                          /* as many as broker addresses when valid */
-    uint32_t window, heartbeat_ms;           /* apns_sender.link.window, top-level heartbeat_ms */
-    pp_apns_hostport_t hosts[2];             /* APNs per environment: sandbox, production */
-    pp_apns_apps_t *apps;                    /* owned until pp_apns_sender_new takes it */
-    int max_attempts;                        /* retry.max_attempts */
+    pp_linkset_config_t link;    /* each broker's apns_out hub, window, heartbeat */
+    pp_apns_hostport_t hosts[2]; /* APNs per environment: sandbox, production */
+    pp_apns_apps_t *apps;        /* owned until pp_apns_sender_new takes it */
+    int max_attempts;            /* retry.max_attempts */
     uint32_t retry_base_ms, retry_max_ms;
     size_t max_pending; /* notifications held before the link is paused */
     uint32_t drain_ms;

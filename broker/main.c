@@ -29,6 +29,10 @@ static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
     return -1;
 }
 
+/*  The stage's own counters on its "stopped" line (pp_proc_exit). */
+static const char *const s_stopped_counters[] = {"accepted_total", "durable_accepted_total",
+                                                 "replies_dropped_total", NULL};
+
 int main(int argc, char **argv)
 {
     pp_proc_t *proc =
@@ -47,6 +51,7 @@ int main(int argc, char **argv)
     pp_broker_t *broker = pp_broker_new(&cfg, curve, pp_proc_metrics(proc));
     int rc = 1;
     if (broker) {
+        pp_proc_running(proc);
         rc = pp_broker_run(broker) == 0 ? 0 : 1;
         pp_broker_drain(broker);
         pp_broker_destroy(&broker);
@@ -54,7 +59,5 @@ int main(int argc, char **argv)
         rc = 0; /* a stop asked for while starting (its signal may have failed a call) */
     }
     pp_curve_destroy(&curve);
-    pp_proc_destroy(&proc);
-    pp_info("stopped", "exit=%d", rc);
-    return rc;
+    return pp_proc_exit(&proc, rc, s_stopped_counters);
 }

@@ -278,3 +278,15 @@ bool pp_linkset_config_error(const pp_linkset_t *ls)
         if (pp_link_config_error(ls->links[i])) return true;
     return false;
 }
+
+uint32_t pp_linkset_drain(pp_linkset_t *ls, uint64_t deadline, pp_linkset_busy_fn *busy,
+                          pp_linkset_turn_fn *turn, void *ctx)
+{
+    pp_linkset_pause(ls, true);
+    for (;;) {
+        uint64_t now = pp_mono_ms();
+        if ((pp_linkset_held(ls) == 0 && !busy(ctx)) || now >= deadline) break;
+        if (turn(ctx, now, deadline) != 0) break;
+    }
+    return pp_linkset_held(ls);
+}

@@ -119,4 +119,22 @@ uint32_t pp_linkset_credit(const pp_linkset_t *ls);
     process was asked to stop, and its main exits 2. */
 bool pp_linkset_config_error(const pp_linkset_t *ls);
 
+/*  A worker's work in hand besides the jobs the set counts (notifications or publishes
+    queued or in flight, jobs read but not started): true while there is some. */
+typedef bool(pp_linkset_busy_fn)(void *ctx);
+
+/*  One turn of the worker's loop: read the links, work, ack, pp_linkset_tick. Waits at
+    most until deadline (pp_mono_ms). Returns 0, or -1 on a fatal error. */
+typedef int(pp_linkset_turn_fn)(void *ctx, uint64_t now, uint64_t deadline);
+
+/*  The senders' drain at stop, one for all: pauses every link (no new credit; jobs on
+    credit already granted still arrive, and turn takes and does them), then runs turn
+    until nothing is in hand (no job held, pp_linkset_held, and busy(ctx) false), until
+    deadline (pp_mono_ms) has come, or until turn returns -1. Returns the jobs still held.
+    Those are not lost: the caller stops acking and destroys the set, whose "B" has each
+    broker put them back in its queue for another worker at once (as it does, after its
+    timeout, for a worker that died). The turn must keep the links paused. */
+uint32_t pp_linkset_drain(pp_linkset_t *ls, uint64_t deadline, pp_linkset_busy_fn *busy,
+                          pp_linkset_turn_fn *turn, void *ctx);
+
 #endif

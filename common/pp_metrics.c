@@ -133,6 +133,16 @@ int64_t pp_metrics_value(pp_metrics_t *m, const char *name, const char *labels)
     return v;
 }
 
+int64_t pp_metrics_sum(pp_metrics_t *m, const char *name)
+{
+    int64_t sum = -1;
+    pthread_mutex_lock(&m->lock);
+    for (pp_metric_t *it = m->head; it; it = it->next)
+        if (strcmp(it->name, name) == 0) sum = (sum < 0 ? 0 : sum) + pp_metric_get(it);
+    pthread_mutex_unlock(&m->lock);
+    return sum;
+}
+
 typedef struct {
     char *buf;
     size_t len, cap;

@@ -40,6 +40,10 @@ char *pp_metrics_render(pp_metrics_t *m);
     Meant for tests and for `pushpipe status`. */
 int64_t pp_metrics_value(pp_metrics_t *m, const char *name, const char *labels);
 
+/*  The sum of every series of name, whatever its labels; -1 when there is none (for the
+    "stopped" line, pp_proc_exit). */
+int64_t pp_metrics_sum(pp_metrics_t *m, const char *name);
+
 /*  Serves GET /metrics (and /) on bind_addr:port in a thread of libmicrohttpd's.
     port 0 serves nothing and succeeds. Returns 0, or -1 with a logged error. */
 int pp_metrics_serve(pp_metrics_t *m, const char *bind_addr, int port);

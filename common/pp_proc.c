@@ -5,6 +5,7 @@
 #include <czmq.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +25,26 @@ struct pp_proc_t {
     bool brokers_read;
     size_t n_brokers;
     char *brokers[PP_PROC_MAX_BROKERS];
+    uint64_t start_ms;  /* pp_mono_ms at pp_proc_new, for the "stopped" line's uptime */
+    pp_metric_t *ready; /* pushpipe_ready */
 };
 
 static volatile sig_atomic_t s_stop = 0;
+/* The ready gauge of the live proc, so that a stop signal turns it to 0 at once (an atomic
+   store: async-signal-safe), not only when the loop gets round to it. */
+static _Atomic(pp_metric_t *) s_ready = NULL;
+
+static void s_mark_stopping(void)
+{
+    s_stop = 1;
+    pp_metric_t *ready = atomic_load(&s_ready);
+    if (ready) pp_metric_set(ready, 0);
+}
 
 static void s_on_signal(int sig)
 {
     (void)sig;
-    s_stop = 1;
+    s_mark_stopping();
 }
 
 bool pp_proc_stopping(void)
@@ -41,7 +54,7 @@ bool pp_proc_stopping(void)
 
 void pp_proc_request_stop(void)
 {
-    s_stop = 1;
+    s_mark_stopping();
 }
 
 static void s_install_signals(void)
@@ -195,13 +208,42 @@ pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage,
 
     s_install_signals();
     proc->metrics = pp_metrics_new(name);
+    proc->start_ms = pp_mono_ms();
+    proc->ready = pp_metrics_gauge(proc->metrics, "ready",
+                                   "1 from the end of start-up (every series registered, work "
+                                   "taken) until a stop is asked for",
+                                   NULL);
+    atomic_store(&s_ready, proc->ready);
     return proc;
+}
+
+void pp_proc_running(pp_proc_t *proc)
+{
+    if (!s_stop) pp_metric_set(proc->ready, 1);
+}
+
+int pp_proc_exit(pp_proc_t **p, int rc, const char *const *counters)
+{
+    pp_proc_t *proc = *p;
+    char fields[1024];
+    size_t used = (size_t)snprintf(fields, sizeof fields, "exit=%d uptime_s=%.1f", rc,
+                                   (double)(pp_mono_ms() - proc->start_ms) / 1000.0);
+    for (size_t i = 0; counters && counters[i] && used < sizeof fields; i++) {
+        int64_t v = pp_metrics_sum(proc->metrics, counters[i]);
+        if (v >= 0) /* not registered: the stage did not get that far */
+            used += (size_t)snprintf(fields + used, sizeof fields - used, " %s=%lld", counters[i],
+                                     (long long)v);
+    }
+    pp_proc_destroy(p);
+    pp_info("stopped", "%s", fields);
+    return rc;
 }
 
 void pp_proc_destroy(pp_proc_t **p)
 {
     if (!p || !*p) return;
     pp_proc_t *proc = *p;
+    atomic_store(&s_ready, NULL);
     pp_metrics_destroy(&proc->metrics);
     pp_config_destroy(&proc->config);
     for (size_t i = 0; i < proc->n_brokers; i++)

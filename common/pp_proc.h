@@ -1,18 +1,33 @@
 /*  pp_proc: the skeleton every pushpipe process shares: config, loop, metrics, stop.
 
-        pp_proc_t *proc = pp_proc_new("resolver", "resolver", usage, argc, argv,
-                                      my_options, my_option_cb, me);
-        // exits 2 with a clear message on a bad command line or config
-        ... read the program's keys with pp_config_* on pp_proc_config(proc)
-            (<stage>/pp_<stage>_config.c), and pp_proc_broker_addresses ...
-        if (pp_proc_ready(proc, default_metrics_port) != 0)   // unknown keys, metrics, "started"
+    Every main.c has this shape (stage foo; docs/DEVELOPING.md, "Anatomy of a stage"):
+        pp_proc_t *proc = pp_proc_new("foo", "foo", usage, argc, argv, my_options,
+                                      my_option_cb, me);  // exits 2: bad flags or file
+        pp_config_t *config = pp_proc_config(proc);
+        size_t n = pp_proc_broker_addresses(proc, brokers, PP_LINKSET_MAX);
+        pp_foo_config_t cfg;
+        pp_foo_config_read(config, &cfg, brokers, n);   // foo/pp_foo_config.c: every key
+        pp_curve_t *curve = pp_curve_new(config, false); // true in the broker
+        if (!curve || pp_proc_ready(proc, default_metrics_port) != 0) { // keys, metrics
+            pp_curve_destroy(&curve);
+            pp_proc_destroy(&proc);
             return 2;
-        while (!pp_proc_stopping()) { ... zmq_poll(...) ... }
-        ... bounded drain ...
-        pp_proc_destroy(&proc);
-
-    broker/main.c and each worker's main.c show the whole shape (docs/DEVELOPING.md,
-    "Anatomy of a stage").
+        }
+        pp_linkset_t *link = pp_linkset_new(...);       // workers; the broker binds in _new
+        pp_foo_t *foo = link ? pp_foo_new(&cfg, pp_proc_metrics(proc), link) : NULL;
+        int rc = 1;
+        if (foo) {
+            pp_proc_running(proc);              // pushpipe_ready 1
+            rc = pp_foo_run(foo) == 0 ? 0 : 1;  // until pp_proc_stopping()
+            pp_foo_drain(foo);                  // bounded; the senders' is pp_linkset_drain
+        } else if (pp_proc_stopping()) {
+            rc = 0;                             // a stop during start-up is a clean stop
+        }
+        if (link && pp_linkset_config_error(link)) rc = 2; // a hub's heartbeat differs
+        pp_linkset_destroy(&link);              // acks flushed, "B": the rest goes elsewhere
+        pp_foo_destroy(&foo);
+        pp_curve_destroy(&curve);
+        return pp_proc_exit(&proc, rc, counters); // the "stopped" line
 
     Common flags: --config FILE, --broker ADDR[,ADDR...] (sets "broker_address"), --log-level L,
     --metrics-port N (sets "<section>.metrics_port"), --help, --version.
@@ -40,6 +55,20 @@ typedef int(pp_proc_option_fn)(pp_proc_t *proc, int val, const char *arg, void *
 pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage, int argc,
                        char **argv, const struct option *extra, pp_proc_option_fn *fn, void *ctx);
 void pp_proc_destroy(pp_proc_t **p);
+
+/*  Start-up is over: every series the stage has is registered and it takes work, so the
+    gauge pushpipe_ready turns 1 (a scrape, a readiness probe or a test that sees 1 sees
+    every series). It turns 0 again the moment SIGTERM/SIGINT arrives or a stop is asked
+    for (pp_proc_request_stop), before the drain. */
+void pp_proc_running(pp_proc_t *proc);
+
+/*  The last line of every process after a start, the same in all:
+        event=stopped exit=<rc> uptime_s=<since pp_proc_new> <counter>=<value> ...
+    with the value of each of the stage's own counters named in counters (a name without
+    the prefix, summed over its labels; NULL-terminated; counters may be NULL; one not
+    registered is left out). Destroys proc (nulls *p) and returns rc, so main ends with
+    `return pp_proc_exit(&proc, rc, counters);`. */
+int pp_proc_exit(pp_proc_t **p, int rc, const char *const *counters);
 
 pp_config_t *pp_proc_config(pp_proc_t *proc);
 pp_metrics_t *pp_proc_metrics(pp_proc_t *proc);

@@ -144,6 +144,9 @@ static char **s_programs(pp_config_t *config, const pp_plan_t *plan)
     return paths;
 }
 
+/*  The launcher's own counters on its "stopped" line (pp_proc_exit). */
+static const char *const s_stopped_counters[] = {"stage_restarts_total", NULL};
+
 static int s_run(int argc, char **argv)
 {
     s_passthrough_t pass = {0};
@@ -188,6 +191,7 @@ static int s_run(int argc, char **argv)
         rc = 1;
     else {
         pp_info("pipeline_started", "broker=%s stages=%zu", broker, plan.n_stages);
+        pp_proc_running(proc);
         s_banner(broker, &plan, pass.config ? config_abs : NULL);
     }
     while (rc == 0 && !pp_proc_stopping()) {
@@ -201,9 +205,7 @@ static int s_run(int argc, char **argv)
     for (size_t i = 0; i < plan.n_stages; i++)
         free(paths[i]);
     free(paths);
-    pp_info("stopped", "exit=%d", rc);
-    pp_proc_destroy(&proc);
-    return rc;
+    return pp_proc_exit(&proc, rc, s_stopped_counters);
 }
 
 /* ---- status ----------------------------------------------------------------------------- */
@@ -374,8 +376,11 @@ static int s_status(int argc, char **argv)
                 pp_prom_t *prom = pp_prom_parse(text);
                 free(text);
                 s_counters(prom, st->kind, all, line, sizeof line);
+                /* It answers but is not ready: still starting, or draining after a stop. */
+                int has_ready = 0;
+                double ready = pp_prom_sum(prom, "pushpipe_ready", NULL, &has_ready);
+                state = has_ready && ready == 0 ? "wait" : "up";
                 pp_prom_destroy(&prom);
-                state = "up";
             } else {
                 state = "down";
                 snprintf(line, sizeof line, "(%s)", err);

@@ -32,6 +32,10 @@ static int s_option(pp_proc_t *proc, int val, const char *arg, void *ctx)
     return -1;
 }
 
+/*  The stage's own counters on its "stopped" line (pp_proc_exit). */
+static const char *const s_stopped_counters[] = {"jobs_total", "published_total", "failed_total",
+                                                 NULL};
+
 int main(int argc, char **argv)
 {
     pp_proc_t *proc =
@@ -47,20 +51,14 @@ int main(int argc, char **argv)
         pp_proc_destroy(&proc);
         return 2;
     }
-    /* One link per broker (pp_proc checked the addresses and their count). */
-    const char *eps[PP_LINKSET_MAX];
-    for (size_t i = 0; i < cfg.n_links; i++)
-        eps[i] = cfg.link_endpoint[i];
-    pp_linkset_t *link = NULL;
-    if (cfg.n_links == n_brokers)
-        link = pp_linkset_new(eps, cfg.n_links, curve, pp_proc_metrics(proc),
-                              (uint32_t)cfg.link_window, (uint32_t)cfg.link_heartbeat_ms, 0);
+    pp_linkset_t *link =
+        pp_linkset_config_open(&cfg.link, curve, pp_proc_metrics(proc), "mqtt_out");
     char err[320] = "";
     pp_mqtt_sender_t *s = NULL;
     if (!link)
         snprintf(err, sizeof err, "cannot connect the link to %s%s",
-                 cfg.n_links ? cfg.link_endpoint[0] : "",
-                 cfg.n_links > 1 ? " (or another broker)" : "");
+                 cfg.link.n ? cfg.link.endpoint[0] : "",
+                 cfg.link.n > 1 ? " (or another broker)" : "");
     else
         s = pp_mqtt_sender_new(&cfg, pp_proc_metrics(proc), link, err, sizeof err);
     int rc = 1;
@@ -73,11 +71,11 @@ int main(int argc, char **argv)
         rc = 2;
     } else {
         pp_info("sender_started",
-                "link=%s links=%zu link_window=%d uri=%s client_id=%s window=%d buffer_max=%zu "
+                "link=%s links=%zu link_window=%u uri=%s client_id=%s window=%d buffer_max=%zu "
                 "qos=%d max_attempts=%d publish_timeout_ms=%d",
-                cfg.link_endpoint[0], cfg.n_links, cfg.link_window, cfg.mqtt.uri,
-                cfg.mqtt.client_id, cfg.window, cfg.buffer_max, cfg.qos, cfg.max_attempts,
-                cfg.publish_timeout_ms);
+                cfg.link.endpoint[0], cfg.link.n, cfg.link.window, cfg.mqtt.uri, cfg.mqtt.client_id,
+                cfg.window, cfg.buffer_max, cfg.qos, cfg.max_attempts, cfg.publish_timeout_ms);
+        pp_proc_running(proc);
         rc = pp_mqtt_sender_run(s) == 0 ? 0 : 1;
         pp_mqtt_sender_drain(s);
     }
@@ -86,7 +84,5 @@ int main(int argc, char **argv)
     pp_linkset_destroy(&link);
     pp_mqtt_sender_destroy(&s);
     pp_curve_destroy(&curve);
-    pp_proc_destroy(&proc);
-    pp_info("stopped", "exit=%d", rc);
-    return rc;
+    return pp_proc_exit(&proc, rc, s_stopped_counters);
 }

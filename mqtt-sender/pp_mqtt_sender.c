@@ -683,6 +683,18 @@ int pp_mqtt_sender_run(pp_mqtt_sender_t *s)
     return 0;
 }
 
+/*  Publishes buffered or in flight (pp_linkset_drain). */
+static bool s_busy(void *ctx)
+{
+    pp_mqtt_sender_t *s = ctx;
+    return pp_pubq_len(s->q) > 0 || s_in_flight(s) > 0;
+}
+
+static int s_drain_turn(void *ctx, uint64_t now, uint64_t deadline)
+{
+    return s_turn(ctx, now, true, deadline);
+}
+
 void pp_mqtt_sender_drain(pp_mqtt_sender_t *s)
 {
     if (!s->link) return;
@@ -693,15 +705,7 @@ void pp_mqtt_sender_drain(pp_mqtt_sender_t *s)
         uint64_t deadline = pp_mono_ms() + (uint64_t)s->cfg.drain_ms;
         pp_info("draining", "buffered=%zu in_flight=%zu jobs_held=%u drain_ms=%d",
                 pp_pubq_len(s->q), s_in_flight(s), pp_linkset_held(s->link), s->cfg.drain_ms);
-        for (;;) {
-            uint64_t now = pp_mono_ms();
-            /* The apns-sender's rule: done when nothing is buffered, in flight or held
-               (every job taken is acked), or at the deadline. */
-            if ((pp_pubq_len(s->q) == 0 && s_in_flight(s) == 0 && pp_linkset_held(s->link) == 0) ||
-                now >= deadline)
-                break;
-            if (s_turn(s, now, true, deadline) != 0) break;
-        }
+        pp_linkset_drain(s->link, deadline, s_busy, s_drain_turn, s);
     }
 
     s_take_events(s);

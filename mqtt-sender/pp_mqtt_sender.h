@@ -36,8 +36,10 @@ void pp_mqtt_sender_destroy(pp_mqtt_sender_t **p);
 /*  Runs until pp_proc_stopping(). Returns 0, or -1 on a fatal error (the poll failed). */
 int pp_mqtt_sender_run(pp_mqtt_sender_t *s);
 
-/*  Drains (pauses the links, finishes and acks what it holds, at most drain_ms; not at all
-    after a fatal error) and disconnects. Publishes that could not be delivered before the
+/*  Drains with pp_linkset_drain, as the apns-sender does: pauses the links and finishes and
+    acks what it holds or still receives on credit already granted, until no job is held
+    and nothing is buffered or in flight, for at most drain_ms (not at all after a fatal
+    error); then disconnects. Publishes that could not be delivered before the
     drain deadline are counted as failed_total{reason="shutdown"} and logged
     (drain_incomplete); their jobs are not acked. Then leaves the links: nothing is acked
     after this, and destroying the links ("B") has the hubs send those jobs to another

@@ -33,10 +33,9 @@ void pp_mqtt_sender_config_read(pp_config_t *c, pp_mqtt_sender_config_t *cfg,
                                 const char *const *brokers, size_t n_brokers)
 {
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < n_brokers && i < PP_LINKSET_MAX; i++) /* one link per broker */
-        if (pp_endpoint(brokers[i], PP_EP_MQTT_OUT, cfg->link_endpoint[cfg->n_links],
-                        sizeof cfg->link_endpoint[0]) == 0)
-            cfg->n_links++; /* else pp_proc_broker_addresses recorded the error */
+    /* Jobs held unacknowledged (link.window, default 64): what a kill -9 makes the hub send
+       again (duplicates), and what keeps the MQTT window busy when jobs have few topics. */
+    pp_linkset_config_read(c, &cfg->link, S_SECTION, PP_EP_MQTT_OUT, brokers, n_brokers, 64);
 
     pp_mqtt_conn_opts_t *m = &cfg->mqtt;
     m->uri = pp_config_str(c, S_SECTION ".uri", "tcp://127.0.0.1:1883");
@@ -79,11 +78,6 @@ void pp_mqtt_sender_config_read(pp_config_t *c, pp_mqtt_sender_config_t *cfg,
     m->max_inflight = cfg->window;
     cfg->buffer_max = (size_t)pp_config_int(c, S_SECTION ".buffer_max", 100000, 1, 100000000);
     cfg->drain_ms = (int)pp_config_int(c, S_SECTION ".drain_ms", 5000, 0, 3600000);
-    /* Jobs held unacknowledged: what a kill -9 makes the hub send again (duplicates), and
-       what keeps the MQTT window busy when jobs have few topics. */
-    cfg->link_window =
-        (int)pp_config_int(c, S_SECTION ".link.window", 64, 1, (int64_t)PP_LINK_MAX_WINDOW);
-    cfg->link_heartbeat_ms = (int)pp_link_heartbeat_read(c, S_SECTION); /* top-level */
     cfg->reconnect_min_ms = (int)pp_config_int(c, S_SECTION ".reconnect_min_ms", 100, 10, 600000);
     cfg->reconnect_max_ms = (int)pp_config_int(c, S_SECTION ".reconnect_max_ms", 5000, 10, 3600000);
     if (cfg->reconnect_max_ms < cfg->reconnect_min_ms)

@@ -5,17 +5,14 @@
 #define PP_MQTT_SENDER_CONFIG_H
 
 #include "pp_config.h"
-#include "pp_linkset.h"
+#include "pp_linkset_config.h"
 #include "pp_mqtt_conn.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 typedef struct {
-    char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's mqtt_out hub */
-    size_t n_links;                          /* as many as broker addresses when valid */
-    int link_window;          /* jobs held unacknowledged at most (credit), per link */
-    int link_heartbeat_ms;    /* top-level heartbeat_ms; must match the hub's */
+    pp_linkset_config_t link; /* each broker's mqtt_out hub, window (credit), heartbeat */
     pp_mqtt_conn_opts_t mqtt; /* strings live as long as the configuration, but client_id */
     char client_id[160];      /* mqtt.client_id points here */
     int qos;                  /* default QoS for jobs that leave it open */

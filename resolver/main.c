@@ -25,25 +25,9 @@ static int s_no_options(pp_proc_t *proc, int val, const char *arg, void *ctx)
     return -1;
 }
 
-/*  One link per broker (pp_proc checked the addresses and their count), or NULL. */
-static pp_linkset_t *s_link(const pp_resolver_config_t *cfg, size_t n_brokers, pp_curve_t *curve,
-                            pp_metrics_t *m)
-{
-    if (cfg->n_links != n_brokers) return NULL;
-    const char *eps[PP_LINKSET_MAX];
-    for (size_t i = 0; i < cfg->n_links; i++)
-        eps[i] = cfg->link_endpoint[i];
-    /* A send HWM of its own (pp_link's default is 10000 messages): outputs can be APNS
-       jobs of 500 targets (~50 KB), so while the broker does not read that could hold
-       500 MB. */
-    pp_linkset_t *link =
-        pp_linkset_new(eps, cfg->n_links, curve, m, cfg->window, cfg->heartbeat_ms, cfg->send_hwm);
-    if (!link) return NULL;
-    for (size_t i = 0; i < pp_linkset_size(link); i++)
-        pp_info("connected", "endpoint=%s role=resolve send_hwm=%d", cfg->link_endpoint[i],
-                cfg->send_hwm);
-    return link;
-}
+/*  The stage's own counters on its "stopped" line (pp_proc_exit). */
+static const char *const s_stopped_counters[] = {"messages_total", "apns_jobs_total",
+                                                 "mqtt_jobs_total", "jobs_dropped_total", NULL};
 
 int main(int argc, char **argv)
 {
@@ -62,11 +46,12 @@ int main(int argc, char **argv)
         return 2;
     }
     pp_metrics_t *m = pp_proc_metrics(proc);
-    pp_linkset_t *link = s_link(&cfg, n_brokers, curve, m);
+    pp_linkset_t *link = pp_linkset_config_open(&cfg.link, curve, m, "resolve");
     pp_userdb_t *db = pp_userdb_new(&cfg.redis, m);
     pp_resolver_t *r = link && db ? pp_resolver_new(&cfg, m, db, link) : NULL;
     int rc = 1;
     if (r) {
+        pp_proc_running(proc);
         rc = pp_resolver_run(r) == 0 ? 0 : 1;
         pp_resolver_drain(r);
     } else if (pp_proc_stopping()) {
@@ -79,7 +64,5 @@ int main(int argc, char **argv)
     pp_resolver_destroy(&r);
     pp_userdb_destroy(&db);
     pp_curve_destroy(&curve);
-    pp_proc_destroy(&proc);
-    pp_info("stopped", "exit=%d", rc);
-    return rc;
+    return pp_proc_exit(&proc, rc, s_stopped_counters);
 }

@@ -36,10 +36,7 @@ void pp_resolver_config_read(pp_config_t *c, pp_resolver_config_t *cfg, const ch
                              size_t n_brokers)
 {
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < n_brokers && i < PP_LINKSET_MAX; i++) /* one link per broker */
-        if (pp_endpoint(brokers[i], PP_EP_RESOLVE, cfg->link_endpoint[cfg->n_links],
-                        sizeof cfg->link_endpoint[0]) == 0)
-            cfg->n_links++; /* else pp_proc_broker_addresses recorded the error */
+    pp_linkset_config_read(c, &cfg->link, "resolver", PP_EP_RESOLVE, brokers, n_brokers, 1024);
     pp_resolver_cfg_t *rc = &cfg->resolver;
     pp_user_rule_cfg_init(&rc->rule);
     static const char *const envs[] = {"sandbox", "production", NULL};
@@ -71,15 +68,15 @@ void pp_resolver_config_read(pp_config_t *c, pp_resolver_config_t *cfg, const ch
         (size_t)pp_config_int(c, "resolver.scan_dedupe_max", 2000000, 0, 1000000000);
     rc->message_batch = (size_t)pp_config_int(c, "resolver.message_batch", 256, 1, 100000);
     rc->drain_ms = (int)pp_config_int(c, "resolver.drain_timeout_ms", 5000, 0, 600000);
-    cfg->window = (uint32_t)pp_config_int(c, "resolver.link.window", 1024, 1, PP_LINK_MAX_WINDOW);
-    cfg->heartbeat_ms = pp_link_heartbeat_read(c, "resolver"); /* top-level, every process */
-    cfg->send_hwm = (int)pp_config_int(c, "resolver.link.send_hwm", 1000, 16, 1000000);
+    /* A send HWM of its own (pp_link's default is 10000 messages): outputs can be APNS jobs
+       of 500 targets (~50 KB), so while the broker does not read that could hold 500 MB. */
+    cfg->link.sndhwm = (int)pp_config_int(c, "resolver.link.send_hwm", 1000, 16, 1000000);
     /* A batch is taken from the jobs held; a smaller window would silently cap it. */
-    if (rc->message_batch > cfg->window)
+    if (rc->message_batch > cfg->link.window)
         pp_config_fail(c, "resolver.message_batch",
                        "%zu is greater than resolver.link.window (%u): the window bounds the "
                        "RESOLVE jobs held at once",
-                       rc->message_batch, cfg->window);
+                       rc->message_batch, cfg->link.window);
     s_read_redis(c, &cfg->redis);
     rc->pipeline = cfg->redis.pipeline;
 }

@@ -6,7 +6,7 @@
 
 #include "pp_config.h"
 #include "pp_fanout.h"
-#include "pp_linkset.h"
+#include "pp_linkset_config.h"
 #include "pp_user_rule.h"
 #include "pp_userdb.h"
 
@@ -27,11 +27,9 @@ typedef struct {
 
 typedef struct {
     pp_resolver_cfg_t resolver;
-    pp_userdb_cfg_t redis;                   /* resolver.redis.* */
-    char link_endpoint[PP_LINKSET_MAX][256]; /* each broker's resolve endpoint */
-    size_t n_links;                          /* as many as broker addresses when valid */
-    uint32_t window, heartbeat_ms;           /* resolver.link.window, top-level heartbeat_ms */
-    int send_hwm;                            /* the links' ZMQ_SNDHWM, in messages */
+    pp_userdb_cfg_t redis;    /* resolver.redis.* */
+    pp_linkset_config_t link; /* each broker's resolve hub, window, heartbeat, send HWM
+                                 (resolver.link.send_hwm, in messages) */
 } pp_resolver_config_t;
 
 /*  Reads the resolver section (except metrics_port/metrics_address, which pp_proc_ready

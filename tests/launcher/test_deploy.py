@@ -141,6 +141,9 @@ def accepted_by_all(label, cfg):
                     os.path.join(wd, "%s-%s.log" % (label, sec)))
         try:
             h.wait_port(port, 10)
+            # The port opens before the stage has registered its series; ready=1 says
+            # start-up is over and every series is there.
+            h.wait_for(lambda: h.metric(port, "ready") == 1, 10, what="%s ready" % prog)
             up = True
             metric_names.update(re.sub(r"\{.*", "", k) for k in h.metrics(port))
         except (AssertionError, OSError):

@@ -4,6 +4,7 @@ acked to the hub once its publishes are done, bad jobs and bad topics counted (n
 and acked, bad configuration (exit 2), and a SIGTERM that exits 0 once what the sender holds
 is acknowledged (the rest stays with the hub and goes to the next sender)."""
 import json
+import re
 import signal
 import time
 
@@ -20,6 +21,8 @@ prefix = "pp%d" % base
 sub = Subscriber(mosq.port, ["%s/#" % prefix], qos=1)
 feed = Feeder(base)
 sender, mport = start_sender(args, wd, base, mosq.port)
+c.check(h.wait_for(lambda: m(mport, "ready") == 1, 10, what="ready"),
+        "pushpipe_ready is 1 once the sender has started")
 
 # One payload, several user and group topics, QoS 1 (explicit), 0 and the default.
 payload = json.dumps({"title": "h\u00e9llo \u2603", "n": 1, "nested": {"a": [1, 2]}},
@@ -94,6 +97,16 @@ feed.send_many(Feeder.job("{\"i\":%d}" % i, ["%s/s/%d/%d" % (prefix, i, k) for k
 h.wait_for(lambda: m(mport, "jobs_total") >= jobs_before + 300, 20, interval=0.005,
            what="jobs taken")
 sender.signal(signal.SIGTERM)
+# While it drains it says it is not ready (-1: the drain was over before the scrape).
+# (The signal is handled a moment after kill() returns, hence the short wait.)
+try:
+    ready_draining = h.wait_for(lambda: m(mport, "ready") in (0.0, -1.0) and
+                                [m(mport, "ready")], 2, interval=0.002, what="ready 0")[0]
+except AssertionError:
+    ready_draining = m(mport, "ready")
+c.check(ready_draining in (0.0, -1.0),
+        "pushpipe_ready turns 0 once SIGTERM arrives, before the drain ends (got %r)" %
+        ready_draining)
 try:
     rc = sender.p.wait(15)
 except Exception:
@@ -104,6 +117,12 @@ for line in log.splitlines():
     if "event=draining" in line or "event=stopped" in line:
         print("     " + line)
 c.check("event=draining" in log and "event=stopped" in log, "drain and stop were logged")
+stopped = [ln for ln in log.splitlines() if "event=stopped" in ln]
+jt = re.search(r" jobs_total=(\d+)", stopped[-1]) if stopped else None
+c.check(stopped and "exit=0 uptime_s=" in stopped[-1] and jt and
+        int(jt.group(1)) >= jobs_before + 300,
+        "the stopped line has exit, uptime and the stage's counters (%s)" %
+        (stopped[-1] if stopped else "none"))
 c.check("drain_incomplete" not in log, "no publish left undelivered at stop")
 st = feed.stats()
 print("     hub after SIGTERM: acked=%d (of the stream) pending=%d in_flight=%d requeued=%d "
