@@ -643,6 +643,28 @@ static int s_send_heartbeat(pp_dispatch_t *d, s_worker_t *w, bool greeting, uint
     return 0;
 }
 
+/*  A link of key user asks to register while the key is at its cap. One of the key's
+    workers may be a connection that is gone: a worker that reconnected under a new routing
+    id (pp_link opens a socket per connection) leaves its old entry until the next
+    heartbeat finds it unreachable or its timeout, and would be refused meanwhile. Each of
+    the key's workers not sent anything for S_PROBE_GAP_MS gets a heartbeat now, and one
+    that libzmq says is gone (EHOSTUNREACH under ROUTER_MANDATORY) is forgotten (its jobs
+    requeued, as at its timeout). The gap bounds what a key that keeps sending "R" at its
+    cap can make the hub send: one heartbeat per worker of its own per gap. */
+#define S_PROBE_GAP_MS 50
+static void s_forget_gone_of_key(pp_dispatch_t *d, const char *user, uint64_t now)
+{
+    for (size_t i = 0; i < d->nworkers;) {
+        s_worker_t *w = d->workers[i];
+        if (strcmp(w->user, user) == 0 && now >= w->last_sent + S_PROBE_GAP_MS &&
+            s_send_heartbeat(d, w, false, now) != 0 && errno == EHOSTUNREACH) {
+            s_worker_forget(d, i, "unreachable");
+            continue;
+        }
+        i++;
+    }
+}
+
 /*  Finds the live slot of seq in any worker but skip (NULL: any), with its worker. */
 static s_slot_t *s_find_elsewhere(pp_dispatch_t *d, const s_worker_t *skip, uint64_t seq,
                                   s_worker_t **owner)
@@ -787,6 +809,8 @@ static void s_handle(pp_dispatch_t *d, zmq_msg_t *f, size_t nf, uint64_t now)
         // One key may not fill the pool: past the cap its links stay unregistered (no jobs,
         // no outputs taken; each "R" they send again is refused and counted again).
         const char *user = s_user(f, nf);
+        if (d->max_per_key && s_key_count(d, user, 0) >= d->max_per_key)
+            s_forget_gone_of_key(d, user, now); /* a reconnect must not count twice */
         if (d->max_per_key && s_key_count(d, user, 0) >= d->max_per_key) {
             s_bad(d, BAD_WORKERS_PER_KEY, f, nf);
             return;

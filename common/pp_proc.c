@@ -219,7 +219,9 @@ pp_proc_t *pp_proc_new(const char *name, const char *section, const char *usage,
 
 void pp_proc_running(pp_proc_t *proc)
 {
-    if (!s_stop) pp_metric_set(proc->ready, 1);
+    pp_metric_set(proc->ready, 1);
+    /* A signal between the store above and here would be undone by it: look again. */
+    if (s_stop) pp_metric_set(proc->ready, 0);
 }
 
 int pp_proc_exit(pp_proc_t **p, int rc, const char *const *counters)

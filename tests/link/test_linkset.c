@@ -6,6 +6,7 @@
 
 #include "pp_dispatch.h"
 #include "pp_linkset.h"
+#include "pp_linkset_config.h"
 #include "pp_log.h"
 
 #include <arpa/inet.h>
@@ -278,6 +279,51 @@ static void test_bad_arguments(void **state)
     pp_linkset_destroy(NULL);
 }
 
+/*  The link keys every worker reads the same way: one endpoint of its hub per broker, the
+    section's window (with the stage's default, checked against PP_LINK_MAX_WINDOW), the
+    top-level heartbeat; and no set when a broker address gave no endpoint. */
+static void test_config(void **state)
+{
+    (void)state;
+    char err[256];
+    pp_config_t *c = pp_config_from_string(
+        "{\"heartbeat_ms\": 250, \"mqtt_sender\": {\"link\": {\"window\": 7}}}", err, sizeof err);
+    assert_non_null(c);
+    const char *brokers[2] = {"tcp://127.0.0.1:5560", "tcp://10.0.0.2:6000"};
+    pp_linkset_config_t lc;
+    pp_linkset_config_read(c, &lc, "mqtt_sender", PP_EP_MQTT_OUT, brokers, 2, 64);
+    assert_true(pp_config_ok(c));
+    assert_int_equal(lc.n, 2);
+    assert_int_equal(lc.n_brokers, 2);
+    char want[256];
+    pp_endpoint(brokers[1], PP_EP_MQTT_OUT, want, sizeof want);
+    assert_string_equal(lc.endpoint[1], want);
+    assert_int_equal(lc.window, 7);
+    assert_int_equal(lc.heartbeat_ms, 250);
+    assert_int_equal(lc.sndhwm, 0);
+    pp_linkset_config_read(c, &lc, "resolver", PP_EP_RESOLVE, brokers, 1, 1024);
+    assert_int_equal(lc.window, 1024); /* the stage's default */
+    pp_config_destroy(&c);
+
+    c = pp_config_from_string("{\"resolver\": {\"link\": {\"window\": 100001}}}", err, sizeof err);
+    pp_linkset_config_read(c, &lc, "resolver", PP_EP_RESOLVE, brokers, 1, 1024);
+    assert_false(pp_config_ok(c)); /* over PP_LINK_MAX_WINDOW */
+    assert_non_null(strstr(pp_config_error(c), "resolver.link.window"));
+    pp_config_destroy(&c);
+
+    c = pp_config_from_string("{}", err, sizeof err);
+    const char *bad[2] = {"tcp://127.0.0.1:5560", "nonsense"};
+    pp_linkset_config_read(c, &lc, "resolver", PP_EP_RESOLVE, bad, 2, 1024);
+    assert_int_equal(lc.n, 1);
+    assert_null(pp_linkset_config_open(&lc, NULL, NULL, "resolve")); /* one broker short */
+    pp_linkset_config_read(c, &lc, "resolver", PP_EP_RESOLVE, bad, 1, 1024);
+    pp_linkset_t *ls = pp_linkset_config_open(&lc, NULL, NULL, "resolve");
+    assert_non_null(ls);
+    assert_int_equal(pp_linkset_size(ls), 1);
+    pp_linkset_destroy(&ls);
+    pp_config_destroy(&c);
+}
+
 int main(void)
 {
     pp_log_init("test-linkset", PP_LOG_WARN);
@@ -285,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_three_hubs),
         cmocka_unit_test(test_one_hub),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
