@@ -480,6 +480,9 @@ static int s_turn(pp_apns_sender_t *s, uint64_t now)
         n += pp_h2pool_fill_poll(s->pools[i], items + n, S_MAX_POLL - n);
     }
     offs[s->n_pools] = n;
+    /* The intake below may add pools (a job for an app or environment not seen yet): only
+       those polled have items. */
+    size_t polled = s->n_pools;
     int rc = zmq_poll(items, (int)n, s_poll_timeout(s, now, s->drain_deadline, s->link_ms));
     if (rc < 0 && zmq_errno() != EINTR) {
         pp_error("poll_failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
@@ -491,7 +494,7 @@ static int s_turn(pp_apns_sender_t *s, uint64_t now)
        messages (heartbeats, "W") are handled whatever the poll said. */
     pp_apns_intake_read(s->intake);
     pp_apns_intake_start(s->intake);
-    for (size_t i = 0; rc > 0 && i < s->n_pools; i++)
+    for (size_t i = 0; rc > 0 && i < polled; i++)
         pp_h2pool_on_poll(s->pools[i], items + offs[i], offs[i + 1] - offs[i], now);
     s_due_retries(s, now);
     int64_t wall = s_wall_s();
