@@ -27,8 +27,7 @@ int main(int argc, char **argv)
         pp_proc_destroy(&proc);
         return 2;
     }
-    pp_linkset_t *link =
-        pp_linkset_config_open(&cfg.link, curve, pp_proc_metrics(proc), "apns_out");
+    pp_linkset_t *link = pp_linkset_config_open(&cfg.link, curve, pp_proc_metrics(proc));
     pp_apns_sender_t *sender = link ? pp_apns_sender_new(&cfg, pp_proc_metrics(proc), link) : NULL;
     int rc = 1;
     if (sender) {

@@ -1,6 +1,5 @@
 #include "pp_linkset_config.h"
 #include "pp_link_wire.h"
-#include "pp_log.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,16 +20,11 @@ void pp_linkset_config_read(pp_config_t *c, pp_linkset_config_t *out, const char
 }
 
 pp_linkset_t *pp_linkset_config_open(const pp_linkset_config_t *lc, pp_curve_t *curve,
-                                     pp_metrics_t *metrics, const char *role)
+                                     pp_metrics_t *metrics)
 {
     if (lc->n == 0 || lc->n != lc->n_brokers) return NULL;
     const char *eps[PP_LINKSET_MAX];
     for (size_t i = 0; i < lc->n; i++)
         eps[i] = lc->endpoint[i];
-    pp_linkset_t *ls =
-        pp_linkset_new(eps, lc->n, curve, metrics, lc->window, lc->heartbeat_ms, lc->sndhwm);
-    for (size_t i = 0; ls && i < lc->n; i++)
-        pp_info("connected", "endpoint=%s role=%s window=%u heartbeat_ms=%u send_hwm=%d",
-                lc->endpoint[i], role, lc->window, lc->heartbeat_ms, lc->sndhwm);
-    return ls;
+    return pp_linkset_new(eps, lc->n, curve, metrics, lc->window, lc->heartbeat_ms, lc->sndhwm);
 }

@@ -4,7 +4,7 @@
         pp_linkset_config_t lc;
         pp_linkset_config_read(config, &lc, "apns_sender", PP_EP_APNS_OUT, brokers, n, 256);
         ...  // after pp_proc_ready
-        pp_linkset_t *links = pp_linkset_config_open(&lc, curve, metrics, "apns_out");
+        pp_linkset_t *links = pp_linkset_config_open(&lc, curve, metrics);
 
     Keys: "<section>.link.window" (jobs held unacknowledged per link, 1..PP_LINK_MAX_WINDOW,
     the stage's own default) and the top-level "heartbeat_ms" (pp_link_heartbeat_read).
@@ -40,10 +40,10 @@ void pp_linkset_config_read(pp_config_t *c, pp_linkset_config_t *out, const char
                             pp_ep_t which, const char *const *brokers, size_t n_brokers,
                             uint32_t default_window);
 
-/*  Opens one link per endpoint (pp_linkset_new) and logs "connected" with role for each.
+/*  Opens one link per endpoint (pp_linkset_new; each link logs its link_connected line).
     NULL when an endpoint could not be made from its broker address (the config was then
     refused already) or the set cannot be made (logged by pp_linkset_new). */
 pp_linkset_t *pp_linkset_config_open(const pp_linkset_config_t *lc, pp_curve_t *curve,
-                                     pp_metrics_t *metrics, const char *role);
+                                     pp_metrics_t *metrics);
 
 #endif

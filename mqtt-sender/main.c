@@ -51,8 +51,7 @@ int main(int argc, char **argv)
         pp_proc_destroy(&proc);
         return 2;
     }
-    pp_linkset_t *link =
-        pp_linkset_config_open(&cfg.link, curve, pp_proc_metrics(proc), "mqtt_out");
+    pp_linkset_t *link = pp_linkset_config_open(&cfg.link, curve, pp_proc_metrics(proc));
     char err[320] = "";
     pp_mqtt_sender_t *s = NULL;
     if (!link)

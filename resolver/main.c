@@ -46,7 +46,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pp_metrics_t *m = pp_proc_metrics(proc);
-    pp_linkset_t *link = pp_linkset_config_open(&cfg.link, curve, m, "resolve");
+    pp_linkset_t *link = pp_linkset_config_open(&cfg.link, curve, m);
     pp_userdb_t *db = pp_userdb_new(&cfg.redis, m);
     pp_resolver_t *r = link && db ? pp_resolver_new(&cfg, m, db, link) : NULL;
     int rc = 1;

@@ -315,9 +315,9 @@ static void test_config(void **state)
     const char *bad[2] = {"tcp://127.0.0.1:5560", "nonsense"};
     pp_linkset_config_read(c, &lc, "resolver", PP_EP_RESOLVE, bad, 2, 1024);
     assert_int_equal(lc.n, 1);
-    assert_null(pp_linkset_config_open(&lc, NULL, NULL, "resolve")); /* one broker short */
+    assert_null(pp_linkset_config_open(&lc, NULL, NULL)); /* one broker short */
     pp_linkset_config_read(c, &lc, "resolver", PP_EP_RESOLVE, bad, 1, 1024);
-    pp_linkset_t *ls = pp_linkset_config_open(&lc, NULL, NULL, "resolve");
+    pp_linkset_t *ls = pp_linkset_config_open(&lc, NULL, NULL);
     assert_non_null(ls);
     assert_int_equal(pp_linkset_size(ls), 1);
     pp_linkset_destroy(&ls);

@@ -96,8 +96,8 @@ procs = [R.start_resolver(args, wd, broker, R.resolver_config(rd.port), name="re
                           metrics_port=ports[i]) for i in range(2)]
 for p in ports:
     h.wait_port(p)
-h.wait_for(lambda: "role=resolve" in procs[0].output() and
-                     "role=resolve" in procs[1].output(), 5, what="both connected")
+h.wait_for(lambda: "event=link_connected" in procs[0].output() and
+                     "event=link_connected" in procs[1].output(), 5, what="both connected")
 time.sleep(0.5)  # connects are asynchronous: let both sessions come up
 M = 200
 for i in range(M):
