@@ -473,6 +473,19 @@ static void s_read(pp_h2conn_t *c)
     }
 }
 
+/*  A write failed: before the connection is given up, takes in what the server had
+    already sent. A server that answers, sends GOAWAY and closes while our later requests
+    are still unread makes its kernel reset the connection, and a write can see that reset
+    before we have read the answers and the GOAWAY that sit in our receive queue (the
+    kernel keeps them readable). Without this, every answered stream of the connection
+    counts as unanswered and is sent again: a duplicate push for each. */
+static void s_read_before_close(pp_h2conn_t *c)
+{
+    s_log_io("write_error", c, "reading what the server sent before it closed");
+    /* Never reached from inside s_read: flushing is not done from nghttp2's callbacks. */
+    s_read(c);
+}
+
 static int s_wbuf_append(pp_h2conn_t *c, const uint8_t *data, size_t len)
 {
     if (c->wlen + len > c->wcap) {
@@ -520,7 +533,8 @@ void pp_h2conn_flush(pp_h2conn_t *c)
                 c->tls_want_write = (err == SSL_ERROR_WANT_WRITE);
                 return;
             }
-            pp_h2conn_close(c, "write_error");
+            s_read_before_close(c);
+            if (c->state != PP_H2_CLOSED) pp_h2conn_close(c, "write_error");
             return;
         }
         c->tls_want_write = false;
