@@ -148,7 +148,12 @@ class FakeHub:
             if cmd == b"B":
                 return
             if cmd != b"R":
-                self.sock.send_multipart([wid, b"W"], flags=zmq.NOBLOCK)
+                # The worker may be gone already (its ack or heartbeat was its last word):
+                # EHOSTUNREACH or a full pipe is nothing to act on, as in the C hub.
+                try:
+                    self.sock.send_multipart([wid, b"W"], flags=zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
                 return
             w = self.workers[wid] = dict(credit=0, inflight={}, heard=_now_ms(),
                                          sent=_now_ms())
