@@ -56,11 +56,34 @@ def port_free(port):
         s.close()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_handed_out = set()
+
+
 def free_ports(n=1):
-    """Returns a base port such that base..base+n-1 are all free now."""
-    for _ in range(200):
-        base = random.randint(20000, 60000 - n)
-        if all(port_free(base + i) for i in range(n)):
+    """Returns a base port such that base..base+n-1 are all free now.
+
+    The ports come from outside the kernel's ephemeral range (ip_local_port_range): a port
+    inside it can be taken, between this check and the server's bind, as the local port of
+    any outgoing connection (a test saw "Address already in use" that way). A port handed
+    out once is not handed out again by this process, so two calls never overlap."""
+    lo, hi = _ephemeral_range()
+    first, last = (10000, lo - n) if lo - n > 10000 else (hi + 1, 65535 - n)
+    for _ in range(500):
+        base = random.randint(first, last)
+        rng = range(base, base + n)
+        if any(p in _handed_out for p in rng):
+            continue
+        if all(port_free(p) for p in rng):
+            _handed_out.update(rng)
             return base
     raise RuntimeError("no free port range of %d" % n)
 
