@@ -2,15 +2,11 @@
 up and from one that is down: a real mqtt-sender on the port the launcher's plan gives
 mqtt-sender-1 is "up" while it works, "wait" while it drains after SIGTERM (its MQTT broker
 is gone, so what it holds cannot finish before drain_ms), and "down" once it has exited."""
-import os
 import signal
 import subprocess
-import sys
 
 import pp_harness as h
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "mqtt"))
-from mqtt_util import Feeder, m, start_sender  # noqa: E402
+from mqtt_util import Feeder, m, start_sender  # tests/mqtt, on PYTHONPATH (CMakeLists.txt)
 
 args = h.parse_args()
 c = h.Checks()
